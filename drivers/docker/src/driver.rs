@@ -1,0 +1,747 @@
+//! [`DockerDriver`]: node containers on a Docker-API engine.
+
+use crate::engine::{ContainerEngine, Flavor, connect_host, docker_host, message_of, status_of};
+use crate::network::{Subnet, ensure_network, network_name};
+use crate::runner::DockerRunner;
+use crate::security::{Profile, SecurityMode, is_privilege_refusal};
+use crate::{labels_match, profile_filter};
+use bollard::Docker;
+use bollard::models::{
+    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummaryStateEnum, EndpointIpamConfig, EndpointSettings,
+    HostConfig, NetworkingConfig, PortBinding, RestartPolicy, VolumeCreateRequest,
+};
+use bollard::query_parameters::{
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+};
+use futures_util::StreamExt;
+use minik_driver_api::{
+    API_SERVER_PORT, ClusterRequest, DeleteReport, Driver, DriverError, EngineInfo, HostState, NodeInfo, NodeSpec,
+    Observer, Role, labels,
+};
+use std::collections::{BTreeSet, HashMap};
+use std::net::Ipv4Addr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Mutex;
+
+/// Where a node's data lives: a named volume per node, so it survives stop/start and stays
+/// off the outer overlayfs (containerd's snapshotter cannot nest on overlayfs).
+const VAR_MOUNT: &str = "/var";
+/// Node tmpfs mounts. systemd expects `/run` and `/tmp` to be tmpfs; `exec` because Docker's
+/// default for `--tmpfs` is `noexec`, which a real host never has there.
+const TMPFS: [(&str, &str); 2] = [("/run", "rw,nosuid,nodev,exec,mode=755"), ("/tmp", "rw,nosuid,nodev,exec,mode=1777")];
+/// systemd's "halt" signal: a graceful shutdown of the node's init.
+const STOP_SIGNAL: &str = "SIGRTMIN+3";
+/// How many times a node start is retried when its freshly picked API host port was taken by
+/// someone else in between.
+const PORT_ATTEMPTS: usize = 3;
+
+/// The docker driver: each node is a container on a per-profile bridge network.
+///
+/// Also drives other engines that speak the Docker API (podman's compatible socket): build it
+/// with [`DockerDriver::with_engine`] and that engine's [`Flavor`].
+///
+/// Every container, volume and network carries the [`labels`] (created-by, profile, and for
+/// nodes and volumes node, role and index), which is how [`Driver::delete_profile`],
+/// [`Driver::list_nodes`] and [`Driver::list_profiles`] find them; nothing unlabelled is ever
+/// touched.
+///
+/// # Node containers
+/// - name = hostname = the node's name; TTY; env `container=<flavor>` and the cluster's env;
+///   stop signal `SIGRTMIN+3` (systemd's halt); tmpfs `/run` and `/tmp`; a labelled volume
+///   `<node>-var` at `/var`; `/lib/modules` read-only when the host has it.
+/// - A static IP `x.y.z.(2+index)` on network `<profile>`, so addresses survive stop/start.
+/// - Control planes publish 6443/tcp on `127.0.0.1:<port>`, the port picked by binding
+///   `127.0.0.1:0` first (as kind) so that the binding is recorded and stays the same across
+///   stop/start (an empty host port lets the engine pick again on every start).
+/// - Restart policy `unless-stopped` (docker): a node that was running when the engine or the
+///   host restarted comes back by itself, while a node the user stopped (`minik stop`, which is
+///   an engine stop) stays stopped across reboots. kind's `on-failure:1` only covers exits with
+///   an error code and gives up after one restart; `no` would leave every cluster down after a
+///   reboot until `minik start`. The cost: a node whose init keeps crashing restarts with the
+///   engine's back-off, visible as [`HostState::Error`] ("restarting") in `list_nodes`.
+/// - Security: see [`SecurityMode`]; `MINIK_DOCKER_SECURITY=privileged|capabilities|auto`
+///   (default `auto`: try `--privileged`, fall back to an explicit capability set once the
+///   engine refuses it, and remember that for every later node of this driver value).
+#[derive(Debug, Clone)]
+pub struct DockerDriver {
+    engine: Arc<ContainerEngine>,
+    /// The security profile `auto` settled on; held locked while the first node decides it, so
+    /// nodes created in parallel wait instead of each failing the privileged start.
+    decided: Arc<Mutex<Option<Profile>>>,
+    /// Serializes network creation within this process (two nodes of one profile created in
+    /// parallel must not create two networks).
+    network_lock: Arc<Mutex<()>>,
+}
+
+/// Why creating and starting one container failed.
+enum StartFailure {
+    /// The engine refused `--privileged` (runc could not apply the capabilities).
+    PrivilegeRefused(String),
+    /// The picked API host port was taken before the container started.
+    PortTaken,
+    Other(DriverError),
+}
+
+impl From<DriverError> for StartFailure {
+    fn from(e: DriverError) -> Self {
+        StartFailure::Other(e)
+    }
+}
+
+impl DockerDriver {
+    /// Connects to the engine `DOCKER_HOST` names (`unix://` or `tcp://`), else
+    /// `/var/run/docker.sock`. Does no I/O; [`Driver::check`] tells whether it answers.
+    pub fn connect() -> Result<DockerDriver, DriverError> {
+        DockerDriver::connect_to(&docker_host())
+    }
+
+    /// Connects to the Docker Engine at `host` (`unix:///path` or `tcp://host:port`).
+    pub fn connect_to(host: &str) -> Result<DockerDriver, DriverError> {
+        let flavor = Flavor::docker();
+        let docker = connect_host(host, flavor.name)?;
+        Ok(DockerDriver::with_engine(docker, host, flavor))
+    }
+
+    /// A driver over an already connected client, for any engine that speaks the Docker API.
+    /// `endpoint` is the client's address, for messages and to check a unix socket exists.
+    pub fn with_engine(docker: Docker, endpoint: impl Into<String>, flavor: Flavor) -> DockerDriver {
+        DockerDriver::from_engine(Arc::new(ContainerEngine::new(docker, endpoint, flavor)))
+    }
+
+    /// A driver over a shared engine.
+    pub fn from_engine(engine: Arc<ContainerEngine>) -> DockerDriver {
+        DockerDriver { engine, decided: Arc::new(Mutex::new(None)), network_lock: Arc::new(Mutex::new(())) }
+    }
+
+    /// The engine this driver talks to.
+    pub fn engine(&self) -> &Arc<ContainerEngine> {
+        &self.engine
+    }
+
+    /// The name of node `node`'s data volume.
+    pub fn volume_name(node: &str) -> String {
+        format!("{node}-var")
+    }
+
+    async fn require_image(&self, image: &str) -> Result<(), DriverError> {
+        if self.engine.image_exists(image).await? {
+            Ok(())
+        } else {
+            Err(DriverError::ImageNotFound { engine: self.engine.flavor().name.to_string(), image: image.to_string() })
+        }
+    }
+
+    async fn ensure_volume(&self, profile: &str, node: &NodeSpec) -> Result<String, DriverError> {
+        let docker = self.engine.ready().await?;
+        let name = DockerDriver::volume_name(&node.name);
+        match docker.inspect_volume(&name).await {
+            Ok(v) if labels_match(Some(&v.labels), profile) => return Ok(name),
+            Ok(_) => return Err(DriverError::NameConflict { kind: "volume".into(), name }),
+            Err(e) if status_of(&e) == Some(404) => {}
+            Err(e) => return Err(self.engine.error(format!("inspect volume {name}"), e)),
+        }
+        let request = VolumeCreateRequest {
+            name: Some(name.clone()),
+            labels: Some(node_labels(profile, node)),
+            ..Default::default()
+        };
+        docker.create_volume(request).await.map_err(|e| self.engine.error(format!("create volume {name}"), e))?;
+        Ok(name)
+    }
+
+    /// The create request of a node, without security options (see [`Profile::apply`]).
+    fn node_config(
+        &self,
+        cluster: &ClusterRequest,
+        node: &NodeSpec,
+        ip: Ipv4Addr,
+        volume: &str,
+        api_port: Option<u16>,
+    ) -> ContainerCreateBody {
+        let flavor = self.engine.flavor();
+        let net = network_name(&cluster.profile).to_string();
+        let mut env = vec![format!("container={}", flavor.container_env)];
+        env.extend(cluster.env.iter().map(|(k, v)| format!("{k}={v}")));
+        let mut binds = vec![format!("{volume}:{VAR_MOUNT}")];
+        // Only when this machine has it: a missing bind source is an error on some engines.
+        if Path::new("/lib/modules").is_dir() {
+            binds.push("/lib/modules:/lib/modules:ro".into());
+        }
+        let api = format!("{API_SERVER_PORT}/tcp");
+        let port_bindings = api_port.map(|port| {
+            HashMap::from([(
+                api.clone(),
+                Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(port.to_string()) }]),
+            )])
+        });
+        let host_config = HostConfig {
+            binds: Some(binds),
+            tmpfs: Some(TMPFS.iter().map(|(p, o)| (p.to_string(), o.to_string())).collect()),
+            network_mode: Some(net.clone()),
+            port_bindings,
+            restart_policy: flavor.restart_policy.map(|name| RestartPolicy { name: Some(name), maximum_retry_count: None }),
+            nano_cpus: cluster.cpus.map(|c| (c * 1e9).round() as i64),
+            memory: cluster.memory_mib.map(|m| (m * 1024 * 1024) as i64),
+            // Equal to memory: no swap on top, as kubelet expects.
+            memory_swap: cluster.memory_mib.map(|m| (m * 1024 * 1024) as i64),
+            ulimits: (!flavor.ulimits.is_empty()).then(|| flavor.ulimits.clone()),
+            init: Some(false),
+            ..Default::default()
+        };
+        let endpoint = EndpointSettings {
+            ipam_config: Some(EndpointIpamConfig { ipv4_address: Some(ip.to_string()), ..Default::default() }),
+            aliases: Some(vec![node.name.clone()]),
+            ..Default::default()
+        };
+        let mut body = ContainerCreateBody {
+            image: Some(cluster.image.clone()),
+            hostname: Some(node.name.clone()),
+            tty: Some(true),
+            env: Some(env),
+            labels: Some(node_labels(&cluster.profile, node)),
+            stop_signal: Some(STOP_SIGNAL.into()),
+            exposed_ports: api_port.map(|_| vec![api]),
+            host_config: Some(host_config),
+            networking_config: Some(NetworkingConfig { endpoints_config: Some(HashMap::from([(net, endpoint)])) }),
+            ..Default::default()
+        };
+        if let Some(customize) = flavor.customize_node {
+            customize(&mut body);
+        }
+        body
+    }
+
+    /// Creates and starts one node container with `profile`. On any failure the container of
+    /// this attempt is removed again (its volume stays, labelled, for `delete_profile`).
+    async fn create_and_start(
+        &self,
+        cluster: &ClusterRequest,
+        node: &NodeSpec,
+        ip: Ipv4Addr,
+        volume: &str,
+        profile: Profile,
+    ) -> Result<(), StartFailure> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let api_port = match node.role {
+                Role::ControlPlane => Some(free_local_port()?),
+                Role::Worker => None,
+            };
+            let mut body = self.node_config(cluster, node, ip, volume, api_port);
+            if let Some(host) = body.host_config.as_mut() {
+                profile.apply(host);
+            }
+            match self.try_create_and_start(node, body, profile).await {
+                Err(StartFailure::PortTaken) if attempt < PORT_ATTEMPTS => {
+                    tracing::debug!(node = %node.name, ?api_port, "API host port taken meanwhile, picking another");
+                }
+                Err(StartFailure::PortTaken) => {
+                    return Err(StartFailure::Other(DriverError::engine(
+                        format!("start node {}", node.name),
+                        "the picked API server host port was taken by another program, three times",
+                    )));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_create_and_start(
+        &self,
+        node: &NodeSpec,
+        body: ContainerCreateBody,
+        profile: Profile,
+    ) -> Result<(), StartFailure> {
+        let docker = self.engine.ready().await?;
+        let name = &node.name;
+        let image = body.image.clone().unwrap_or_default();
+        let options = CreateContainerOptionsBuilder::default().name(name).build();
+        if let Err(e) = docker.create_container(Some(options), body).await {
+            return Err(StartFailure::Other(match status_of(&e) {
+                Some(409) => DriverError::NameConflict { kind: "container".into(), name: name.clone() },
+                Some(404) => DriverError::ImageNotFound { engine: self.engine.flavor().name.to_string(), image },
+                _ => self.engine.error(format!("create node {name}"), e),
+            }));
+        }
+        let Err(e) = docker.start_container(name, None).await else { return Ok(()) };
+        let message = message_of(&e);
+        // The container of a failed start is of no use: remove it so a retry can reuse the name.
+        self.remove_container(name).await;
+        if profile == Profile::Privileged && is_privilege_refusal(&message) {
+            Err(StartFailure::PrivilegeRefused(message))
+        } else if message.contains("port is already allocated") || message.contains("address already in use") {
+            Err(StartFailure::PortTaken)
+        } else {
+            Err(StartFailure::Other(self.engine.error(format!("start node {name}"), e)))
+        }
+    }
+
+    /// Force-removes a container and its anonymous volumes; failures are only logged (this is
+    /// cleanup on an error path).
+    async fn remove_container(&self, name: &str) {
+        let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+        if let Err(e) = self.engine.docker().remove_container(name, Some(options)).await
+            && status_of(&e) != Some(404)
+        {
+            tracing::warn!(container = name, error = %e, "could not remove the container of a failed attempt");
+        }
+    }
+
+    async fn inspect_node(&self, node: &str) -> Result<ContainerInspectResponse, DriverError> {
+        let docker = self.engine.ready().await?;
+        match docker.inspect_container(node, None).await {
+            Ok(c) if is_minik_container(&c) => Ok(c),
+            Ok(_) => Err(DriverError::NodeNotFound { node: node.to_string() }),
+            Err(e) if status_of(&e) == Some(404) => Err(DriverError::NodeNotFound { node: node.to_string() }),
+            Err(e) => Err(self.engine.error(format!("inspect node {node}"), e)),
+        }
+    }
+
+    /// Maps an error of a lifecycle call on `node` (404 = the node vanished meanwhile).
+    fn node_error(&self, op: &str, node: &str, e: bollard::errors::Error) -> DriverError {
+        match status_of(&e) {
+            Some(404) => DriverError::NodeNotFound { node: node.to_string() },
+            _ => self.engine.error(format!("{op} node {node}"), e),
+        }
+    }
+
+    /// The last lines of a node's output, for error messages about a node that died.
+    pub async fn node_logs(&self, node: &str, lines: usize) -> Result<String, DriverError> {
+        let docker = self.engine.ready().await?;
+        let options = LogsOptionsBuilder::default().stdout(true).stderr(true).tail(&lines.to_string()).build();
+        let mut stream = docker.logs(node, Some(options));
+        let mut out = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(log) => out.extend_from_slice(&log.into_bytes()),
+                Err(e) => return Err(self.node_error("read logs of", node, e)),
+            }
+        }
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// Names of the profile's containers (any state), each with whether it is paused.
+    async fn list_profile_containers(&self, profile: &str) -> Result<Vec<(String, bool)>, DriverError> {
+        let docker = self.engine.ready().await?;
+        let options = ListContainersOptionsBuilder::default().all(true).filters(&profile_filter(Some(profile))).build();
+        let containers = docker.list_containers(Some(options)).await.map_err(|e| self.engine.error("list nodes", e))?;
+        Ok(containers
+            .into_iter()
+            .filter(|c| labels_match(c.labels.as_ref(), profile))
+            .filter_map(|c| {
+                let paused = c.state == Some(ContainerSummaryStateEnum::PAUSED);
+                let name = c.names?.into_iter().next()?.trim_start_matches('/').to_string();
+                Some((name, paused))
+            })
+            .collect())
+    }
+}
+
+impl Driver for DockerDriver {
+    type Runner = DockerRunner;
+
+    fn name(&self) -> &'static str {
+        self.engine.flavor().name
+    }
+
+    async fn check(&self) -> Result<EngineInfo, DriverError> {
+        self.engine.check().await
+    }
+
+    async fn prepare(&self, cluster: &ClusterRequest) -> Result<(), DriverError> {
+        let _guard = self.network_lock.lock().await;
+        ensure_network(&self.engine, &cluster.profile).await.map(|_| ())
+    }
+
+    async fn create_node(
+        &self,
+        cluster: &ClusterRequest,
+        node: &NodeSpec,
+        observer: &dyn Observer,
+    ) -> Result<(), DriverError> {
+        let mode = self.engine.flavor().security_mode()?;
+        self.require_image(&cluster.image).await?;
+        let subnet: Subnet = {
+            let _guard = self.network_lock.lock().await;
+            ensure_network(&self.engine, &cluster.profile).await?
+        };
+        let ip = subnet.node_ip(node.index).ok_or_else(|| {
+            DriverError::engine(format!("create node {}", node.name), format!("index {} does not fit in {subnet}", node.index))
+        })?;
+        let volume = self.ensure_volume(&cluster.profile, node).await?;
+        let fixed = match mode {
+            SecurityMode::Privileged => Some(Profile::Privileged),
+            SecurityMode::Capabilities => Some(Profile::Capabilities),
+            SecurityMode::Auto => None,
+        };
+        let into_error = |f: StartFailure| match f {
+            StartFailure::Other(e) => e,
+            StartFailure::PrivilegeRefused(m) => DriverError::engine(format!("start node {}", node.name), m),
+            StartFailure::PortTaken => DriverError::engine(format!("start node {}", node.name), "API port taken"),
+        };
+        if let Some(profile) = fixed {
+            return self.create_and_start(cluster, node, ip, &volume, profile).await.map_err(into_error);
+        }
+        let mut decided = self.decided.lock().await;
+        if let Some(profile) = *decided {
+            drop(decided);
+            return self.create_and_start(cluster, node, ip, &volume, profile).await.map_err(into_error);
+        }
+        // This node decides; the others wait on the lock.
+        match self.create_and_start(cluster, node, ip, &volume, Profile::Privileged).await {
+            Ok(()) => {
+                *decided = Some(Profile::Privileged);
+                Ok(())
+            }
+            Err(StartFailure::PrivilegeRefused(message)) => {
+                *decided = Some(Profile::Capabilities);
+                drop(decided);
+                tracing::debug!(%message, "privileged node refused");
+                observer.warn(&format!(
+                    "the engine refused --privileged ({}); node containers run with an explicit capability set \
+                     instead (set {}=capabilities to skip the attempt)",
+                    short_refusal(&message),
+                    self.engine.flavor().security_env,
+                ));
+                self.create_and_start(cluster, node, ip, &volume, Profile::Capabilities).await.map_err(into_error)
+            }
+            Err(other) => Err(into_error(other)),
+        }
+    }
+
+    async fn start_node(&self, node: &str) -> Result<(), DriverError> {
+        let container = self.inspect_node(node).await?;
+        let docker = self.engine.ready().await?;
+        match state_of(&container) {
+            Some(ContainerStateStatusEnum::RUNNING) if !is_paused(&container) => Ok(()),
+            Some(ContainerStateStatusEnum::PAUSED | ContainerStateStatusEnum::RUNNING) => {
+                docker.unpause_container(node).await.map_err(|e| self.node_error("unpause", node, e))
+            }
+            _ => docker.start_container(node, None).await.map_err(|e| self.node_error("start", node, e)),
+        }
+    }
+
+    async fn stop_node(&self, node: &str, timeout: Duration) -> Result<(), DriverError> {
+        let container = self.inspect_node(node).await?;
+        let docker = self.engine.ready().await?;
+        let state = state_of(&container);
+        if is_paused(&container) {
+            // A frozen init cannot handle the stop signal; thaw it so it shuts down cleanly.
+            docker.unpause_container(node).await.map_err(|e| self.node_error("unpause", node, e))?;
+        } else if !matches!(state, Some(ContainerStateStatusEnum::RUNNING | ContainerStateStatusEnum::RESTARTING)) {
+            return Ok(());
+        }
+        let seconds = timeout.as_secs().min(i32::MAX as u64) as i32;
+        let options = StopContainerOptionsBuilder::default().t(seconds).build();
+        // The engine answers only after the container is gone: allow the whole grace period.
+        let client = docker.clone().with_timeout(timeout + Duration::from_secs(60));
+        client.stop_container(node, Some(options)).await.map_err(|e| self.node_error("stop", node, e))
+    }
+
+    async fn pause_node(&self, node: &str) -> Result<(), DriverError> {
+        let container = self.inspect_node(node).await?;
+        if is_paused(&container) {
+            return Ok(());
+        }
+        if state_of(&container) != Some(ContainerStateStatusEnum::RUNNING) {
+            return Err(DriverError::NodeNotRunning { node: node.to_string(), state: host_state_of(&container).to_string() });
+        }
+        let docker = self.engine.ready().await?;
+        docker.pause_container(node).await.map_err(|e| self.node_error("pause", node, e))
+    }
+
+    async fn unpause_node(&self, node: &str) -> Result<(), DriverError> {
+        let container = self.inspect_node(node).await?;
+        if is_paused(&container) {
+            let docker = self.engine.ready().await?;
+            return docker.unpause_container(node).await.map_err(|e| self.node_error("unpause", node, e));
+        }
+        match state_of(&container) {
+            Some(ContainerStateStatusEnum::RUNNING) => Ok(()),
+            _ => Err(DriverError::NodeNotRunning { node: node.to_string(), state: host_state_of(&container).to_string() }),
+        }
+    }
+
+    async fn delete_profile(&self, profile: &str) -> Result<DeleteReport, DriverError> {
+        let docker = self.engine.ready().await?;
+        let mut report = DeleteReport::default();
+        let filter = profile_filter(Some(profile));
+
+        for (name, paused) in self.list_profile_containers(profile).await? {
+            if paused {
+                // Thaw first: removing a frozen container fails or hangs on some engines.
+                let _ = docker.unpause_container(&name).await;
+            }
+            let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+            match docker.remove_container(&name, Some(options)).await {
+                Ok(()) => report.nodes.push(name),
+                Err(e) if status_of(&e) == Some(404) => {}
+                Err(e) => return Err(self.engine.error(format!("remove node {name}"), e)),
+            }
+        }
+
+        let options = ListVolumesOptionsBuilder::default().filters(&filter).build();
+        let volumes = docker.list_volumes(Some(options)).await.map_err(|e| self.engine.error("list volumes", e))?;
+        for volume in volumes.volumes.unwrap_or_default() {
+            if !labels_match(Some(&volume.labels), profile) {
+                continue;
+            }
+            match docker.remove_volume(&volume.name, None::<bollard::query_parameters::RemoveVolumeOptions>).await {
+                Ok(()) => report.volumes.push(volume.name),
+                Err(e) if status_of(&e) == Some(404) => {}
+                Err(e) => return Err(self.engine.error(format!("remove volume {}", volume.name), e)),
+            }
+        }
+
+        let options = ListNetworksOptionsBuilder::default().filters(&filter).build();
+        let networks = docker.list_networks(Some(options)).await.map_err(|e| self.engine.error("list networks", e))?;
+        for network in networks {
+            let (Some(id), Some(name)) = (network.id, network.name) else { continue };
+            if !labels_match(network.labels.as_ref(), profile) {
+                continue;
+            }
+            match docker.remove_network(&id).await {
+                Ok(()) => report.networks.push(name),
+                Err(e) if status_of(&e) == Some(404) => {}
+                Err(e) => return Err(self.engine.error(format!("remove network {name}"), e)),
+            }
+        }
+        report.nodes.sort();
+        report.volumes.sort();
+        report.networks.sort();
+        Ok(report)
+    }
+
+    async fn list_nodes(&self, profile: &str) -> Result<Vec<NodeInfo>, DriverError> {
+        let names = self.list_profile_containers(profile).await?;
+        let inspected = futures_util::future::join_all(names.iter().map(|(n, _)| self.inspect_node(n))).await;
+        let mut nodes = Vec::new();
+        for result in inspected {
+            match result {
+                Ok(container) => nodes.extend(node_info(&container, profile)),
+                // Removed between the listing and the inspection: it no longer exists.
+                Err(DriverError::NodeNotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        nodes.sort_by(|a, b| a.index.cmp(&b.index).then_with(|| a.name.cmp(&b.name)));
+        Ok(nodes)
+    }
+
+    async fn list_profiles(&self) -> Result<Vec<String>, DriverError> {
+        let docker = self.engine.ready().await?;
+        let filter = profile_filter(None);
+        let containers = docker
+            .list_containers(Some(ListContainersOptionsBuilder::default().all(true).filters(&filter).build()))
+            .await
+            .map_err(|e| self.engine.error("list nodes", e))?;
+        let volumes = docker
+            .list_volumes(Some(ListVolumesOptionsBuilder::default().filters(&filter).build()))
+            .await
+            .map_err(|e| self.engine.error("list volumes", e))?;
+        let networks = docker
+            .list_networks(Some(ListNetworksOptionsBuilder::default().filters(&filter).build()))
+            .await
+            .map_err(|e| self.engine.error("list networks", e))?;
+        let mut profiles = BTreeSet::new();
+        let mut add = |labels: Option<&HashMap<String, String>>| {
+            if let Some(p) = labels.and_then(|l| l.get(labels::PROFILE))
+                && labels_match(labels, p)
+            {
+                profiles.insert(p.clone());
+            }
+        };
+        containers.iter().for_each(|c| add(c.labels.as_ref()));
+        volumes.volumes.iter().flatten().for_each(|v| add(Some(&v.labels)));
+        networks.iter().for_each(|n| add(n.labels.as_ref()));
+        Ok(profiles.into_iter().collect())
+    }
+
+    fn runner(&self, node: &str) -> DockerRunner {
+        DockerRunner::new(self.engine.clone(), node)
+    }
+}
+
+/// Labels of a node's container and volume.
+fn node_labels(profile: &str, node: &NodeSpec) -> HashMap<String, String> {
+    HashMap::from([
+        (labels::CREATED_BY.to_string(), "true".to_string()),
+        (labels::PROFILE.to_string(), profile.to_string()),
+        (labels::NODE.to_string(), node.name.clone()),
+        (labels::ROLE.to_string(), node.role.as_str().to_string()),
+        (labels::INDEX.to_string(), node.index.to_string()),
+    ])
+}
+
+/// A free TCP port on 127.0.0.1 right now (the listener is closed again at once).
+fn free_local_port() -> Result<u16, DriverError> {
+    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .map_err(|e| DriverError::io("pick a free port for the API server", e))?;
+    let port = listener.local_addr().map_err(|e| DriverError::io("pick a free port for the API server", e))?.port();
+    Ok(port)
+}
+
+/// The useful tail of runc's refusal ("unable to apply caps: operation not permitted").
+fn short_refusal(message: &str) -> String {
+    let lower = message.to_ascii_lowercase();
+    let tail = lower.find("unable to apply caps").map(|i| &message[i..]).unwrap_or(message);
+    tail.trim_end_matches(": unknown").trim().to_string()
+}
+
+fn container_labels(c: &ContainerInspectResponse) -> Option<&HashMap<String, String>> {
+    c.config.as_ref()?.labels.as_ref()
+}
+
+fn is_minik_container(c: &ContainerInspectResponse) -> bool {
+    container_labels(c).is_some_and(|l| l.get(labels::CREATED_BY).map(String::as_str) == Some("true"))
+}
+
+fn state_of(c: &ContainerInspectResponse) -> Option<ContainerStateStatusEnum> {
+    c.state.as_ref()?.status
+}
+
+fn is_paused(c: &ContainerInspectResponse) -> bool {
+    state_of(c) == Some(ContainerStateStatusEnum::PAUSED) || c.state.as_ref().and_then(|s| s.paused) == Some(true)
+}
+
+/// What `list_nodes` reports for one inspected container (`None` if it is not a node of
+/// `profile`).
+fn node_info(c: &ContainerInspectResponse, profile: &str) -> Option<NodeInfo> {
+    let labels = container_labels(c)?;
+    if !labels_match(Some(labels), profile) {
+        return None;
+    }
+    let name = labels
+        .get(labels::NODE)
+        .cloned()
+        .or_else(|| c.name.as_ref().map(|n| n.trim_start_matches('/').to_string()))?;
+    let role = labels.get(labels::ROLE).and_then(|r| Role::parse(r)).unwrap_or(Role::Worker);
+    let index = labels.get(labels::INDEX).and_then(|i| i.parse().ok()).unwrap_or(u32::MAX);
+    let (host_state, detail) = state_and_detail(c);
+    let ip = c
+        .network_settings
+        .as_ref()
+        .and_then(|n| n.networks.as_ref())
+        .and_then(|n| n.get(network_name(profile)))
+        .and_then(|e| e.ip_address.clone())
+        .filter(|ip| !ip.is_empty());
+    Some(NodeInfo { name, role, index, state: host_state, ip, api_port: api_port(c), detail })
+}
+
+/// The node state of a container, as [`HostState`], with engine detail for humans.
+fn state_and_detail(c: &ContainerInspectResponse) -> (HostState, Option<String>) {
+    let state = c.state.as_ref();
+    let exit_code = state.and_then(|s| s.exit_code).unwrap_or(0);
+    let error = state.and_then(|s| s.error.clone()).filter(|e| !e.is_empty());
+    let (host_state, detail) = match state_of(c) {
+        _ if is_paused(c) => (HostState::Paused, None),
+        Some(ContainerStateStatusEnum::RUNNING) => (HostState::Running, None),
+        Some(ContainerStateStatusEnum::CREATED) => (HostState::Stopped, Some("created".to_string())),
+        Some(ContainerStateStatusEnum::EXITED) => (HostState::Stopped, Some(format!("exited ({exit_code})"))),
+        Some(ContainerStateStatusEnum::STOPPING) => (HostState::Stopped, Some("stopping".to_string())),
+        Some(ContainerStateStatusEnum::RESTARTING) => {
+            (HostState::Error, Some(format!("restarting (last exit {exit_code})")))
+        }
+        Some(ContainerStateStatusEnum::DEAD) => (HostState::Error, Some("dead".to_string())),
+        Some(ContainerStateStatusEnum::REMOVING) => (HostState::Error, Some("being removed".to_string())),
+        _ => (HostState::Error, Some("unknown state".to_string())),
+    };
+    let detail = match (detail, error) {
+        (Some(d), Some(e)) => Some(format!("{d}: {e}")),
+        (d, e) => d.or(e),
+    };
+    (host_state, detail)
+}
+
+/// The node state of a container.
+pub(crate) fn host_state_of(c: &ContainerInspectResponse) -> HostState {
+    state_and_detail(c).0
+}
+
+/// The host port of 6443/tcp: from the recorded bindings (known while stopped), else from the
+/// live port map.
+fn api_port(c: &ContainerInspectResponse) -> Option<u16> {
+    let key = format!("{API_SERVER_PORT}/tcp");
+    let from = |map: Option<&bollard::models::PortMap>| {
+        map?.get(&key)?
+            .as_ref()?
+            .iter()
+            .find_map(|b| b.host_port.as_deref()?.parse::<u16>().ok().filter(|p| *p != 0))
+    };
+    from(c.host_config.as_ref().and_then(|h| h.port_bindings.as_ref()))
+        .or_else(|| from(c.network_settings.as_ref().and_then(|n| n.ports.as_ref())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bollard::models::{ContainerConfig, ContainerState, NetworkSettings};
+
+    fn container(status: ContainerStateStatusEnum, paused: bool) -> ContainerInspectResponse {
+        let node = NodeSpec { name: "p-m02".into(), role: Role::Worker, index: 1 };
+        ContainerInspectResponse {
+            name: Some("/p-m02".into()),
+            state: Some(ContainerState {
+                status: Some(status),
+                paused: Some(paused),
+                exit_code: Some(137),
+                ..Default::default()
+            }),
+            config: Some(ContainerConfig { labels: Some(node_labels("p", &node)), ..Default::default() }),
+            host_config: Some(HostConfig {
+                port_bindings: Some(HashMap::from([(
+                    "6443/tcp".to_string(),
+                    Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some("41234".into()) }]),
+                )])),
+                ..Default::default()
+            }),
+            network_settings: Some(NetworkSettings {
+                networks: Some(HashMap::from([(
+                    "p".to_string(),
+                    EndpointSettings { ip_address: Some("192.168.49.3".into()), ..Default::default() },
+                )])),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn maps_states() {
+        let cases = [
+            (ContainerStateStatusEnum::RUNNING, false, HostState::Running),
+            (ContainerStateStatusEnum::RUNNING, true, HostState::Paused),
+            (ContainerStateStatusEnum::PAUSED, true, HostState::Paused),
+            (ContainerStateStatusEnum::EXITED, false, HostState::Stopped),
+            (ContainerStateStatusEnum::CREATED, false, HostState::Stopped),
+            (ContainerStateStatusEnum::RESTARTING, false, HostState::Error),
+            (ContainerStateStatusEnum::DEAD, false, HostState::Error),
+        ];
+        for (status, paused, want) in cases {
+            let info = node_info(&container(status, paused), "p").unwrap();
+            assert_eq!(info.state, want, "{status:?} paused={paused}");
+        }
+        let info = node_info(&container(ContainerStateStatusEnum::EXITED, false), "p").unwrap();
+        assert_eq!(info.detail.as_deref(), Some("exited (137)"));
+        assert_eq!((info.name.as_str(), info.role, info.index), ("p-m02", Role::Worker, 1));
+        assert_eq!(info.api_port, Some(41234));
+        assert_eq!(info.ip.as_deref(), Some("192.168.49.3"));
+        assert!(node_info(&container(ContainerStateStatusEnum::RUNNING, false), "other").is_none());
+    }
+
+    #[test]
+    fn shortens_runc_refusal() {
+        let m = "failed to create shim task: OCI runtime create failed: runc create failed: unable to start \
+                 container process: unable to apply caps: operation not permitted: unknown";
+        assert_eq!(short_refusal(m), "unable to apply caps: operation not permitted");
+    }
+
+    #[test]
+    fn picks_a_port() {
+        assert!(free_local_port().unwrap() > 0);
+    }
+}

@@ -1,0 +1,284 @@
+//! Command-line definitions (clap derive). Doc comments here are the `--help` text.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+/// minik: a real local Kubernetes cluster in one command.
+///
+/// Nodes are containers (docker, podman) or VMs (qemu) running systemd, containerd and runc.
+/// Several clusters live side by side as profiles (-p NAME). State lives under MINIK_HOME
+/// (default ~/.minik). Exit codes are listed in docs/exit-codes.md.
+#[derive(Debug, Parser)]
+#[command(name = "minik", version, propagate_version = true, max_term_width = 100)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// The profile (cluster) to act on.
+    #[arg(short, long, global = true, env = "MINIK_PROFILE", default_value = "minik")]
+    pub profile: String,
+
+    /// Output format: human text, or JSON (events and results, one object per line).
+    #[arg(short, long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    pub output: OutputFormat,
+
+    /// Plain lines instead of spinners even on a terminal.
+    #[arg(long, global = true)]
+    pub no_progress: bool,
+
+    /// Only warnings and errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+
+    /// More detail on stderr (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create a profile's nodes and start them, or start a stopped profile keeping its data.
+    Start(StartArgs),
+    /// Show the state of a profile's nodes (exit code: a bitmask, see docs/exit-codes.md).
+    Status(StatusArgs),
+    /// Stop a profile's nodes, keeping their data.
+    Stop(StopArgs),
+    /// Freeze a profile's nodes.
+    Pause,
+    /// Resume a paused profile.
+    Unpause,
+    /// Delete a profile: its nodes, volumes, network and files.
+    Delete(DeleteArgs),
+    /// Manage profiles.
+    Profile {
+        #[command(subcommand)]
+        command: ProfileCommand,
+    },
+    /// Open a shell in a node, or run one command in it (stdin, stdout and exit code pass through).
+    Ssh(SshArgs),
+    /// Show a node's journal (systemd, containerd, kubelet).
+    Logs(LogsArgs),
+    /// Build node images.
+    #[command(name = "node-image")]
+    NodeImage {
+        #[command(subcommand)]
+        command: NodeImageCommand,
+    },
+    /// Print minik's version.
+    Version,
+    /// Print a shell completion script (e.g. `minik completion bash > /etc/bash_completion.d/minik`).
+    Completion {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct StartArgs {
+    /// Driver: docker, podman or qemu. Default: the profile's driver, else the first engine
+    /// found (docker, then podman, then qemu).
+    #[arg(long, env = "MINIK_DRIVER")]
+    pub driver: Option<String>,
+
+    /// Number of nodes for a new profile: one control plane plus N-1 workers [default: 1].
+    #[arg(long)]
+    pub nodes: Option<u32>,
+
+    /// Start the nodes without Kubernetes: a systemd + containerd sandbox.
+    #[arg(long)]
+    pub no_kubernetes: bool,
+
+    /// Kubernetes version for new profiles.
+    #[arg(long, value_name = "vX.Y.Z")]
+    pub kubernetes_version: Option<String>,
+
+    /// Node image to use instead of minik's own (it must already be in the engine).
+    #[arg(long, value_name = "IMG")]
+    pub image: Option<String>,
+
+    /// CPUs per node (fractions allowed; default: no limit).
+    #[arg(long)]
+    pub cpus: Option<f64>,
+
+    /// Memory per node, e.g. 2g, 1536m (default: no limit).
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<String>,
+
+    /// Leave the nodes in place when start fails, for debugging.
+    #[arg(long)]
+    pub keep_on_failure: bool,
+
+    /// How long to wait for each node to boot (and, with Kubernetes, for the cluster).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub wait_timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this node (full name or suffix such as m02).
+    #[arg(short, long)]
+    pub node: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StopArgs {
+    /// Stop every profile.
+    #[arg(long)]
+    pub all: bool,
+    /// Seconds to wait for a graceful shutdown before killing a node.
+    #[arg(long, default_value_t = 30)]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct DeleteArgs {
+    /// Delete every profile (and any leftovers labelled by minik).
+    #[arg(long)]
+    pub all: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfileCommand {
+    /// List profiles with their driver, nodes and status.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    /// Node (full name or suffix such as m02); default: the first control plane.
+    #[arg(short, long)]
+    pub node: Option<String>,
+    /// Command and arguments to run instead of a login shell.
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Node (full name or suffix); default: the first control plane.
+    #[arg(short, long)]
+    pub node: Option<String>,
+    /// Keep printing new entries.
+    #[arg(short, long)]
+    pub follow: bool,
+    /// Only this systemd unit (e.g. containerd, kubelet).
+    #[arg(short, long)]
+    pub unit: Option<String>,
+    /// Number of most recent lines to show.
+    #[arg(long, default_value_t = 200)]
+    pub lines: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeImageCommand {
+    /// Build the node image from the recipe embedded in this binary.
+    Build(NodeImageBuildArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NodeImageBuildArgs {
+    /// Kubernetes to install: `none`, or a version such as v1.35.0.
+    #[arg(long, default_value = "none", value_name = "none|vX.Y.Z")]
+    pub kubernetes_version: String,
+    /// Image tag (default: minik's own tag for that version).
+    #[arg(long)]
+    pub tag: Option<String>,
+    /// Base image to build on.
+    #[arg(long, default_value = "debian:trixie-slim")]
+    pub base_image: String,
+    /// Where containerd and runc come from: Debian's packages, or upstream static releases.
+    #[arg(long, value_enum, default_value_t = ContainerdSource::Debian)]
+    pub containerd_source: ContainerdSource,
+    /// Engine to build with.
+    #[arg(long, env = "MINIK_DRIVER", default_value = "docker")]
+    pub driver: String,
+    /// Rebuild even when the tag already exists.
+    #[arg(long)]
+    pub force: bool,
+    /// Also write the build context to this directory (for inspection).
+    #[arg(long, hide = true)]
+    pub dump_context: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ContainerdSource {
+    Debian,
+    Upstream,
+}
+
+impl ContainerdSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ContainerdSource::Debian => "debian",
+            ContainerdSource::Upstream => "upstream",
+        }
+    }
+}
+
+/// Parses `90s`, `5m`, `1h`, or plain seconds.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
+    let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?} (use e.g. 90s, 5m, 1h)"))?;
+    let secs = match unit {
+        "" | "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("invalid duration unit in {s:?} (use s, m or h)")),
+    };
+    if secs == 0 {
+        return Err("duration must be positive".into());
+    }
+    Ok(std::time::Duration::from_secs(secs))
+}
+
+/// Parses a memory size into MiB: `2g`, `2gb`, `2GiB`, `1536m`, `1536mb`, or plain MiB.
+pub fn parse_memory_mib(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().map_err(|_| format!("invalid memory size {s:?} (use e.g. 2g or 1536m)"))?;
+    let mib = match unit.trim() {
+        "" | "m" | "mb" | "mib" => n,
+        "g" | "gb" | "gib" => n.checked_mul(1024).ok_or("memory size too large")?,
+        _ => return Err(format!("invalid memory unit in {s:?} (use m or g)")),
+    };
+    Ok(mib)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(parse_duration("90s").unwrap().as_secs(), 90);
+        assert_eq!(parse_duration("5m").unwrap().as_secs(), 300);
+        assert_eq!(parse_duration("12").unwrap().as_secs(), 12);
+        assert!(parse_duration("5x").is_err());
+        assert!(parse_duration("0").is_err());
+        assert_eq!(parse_memory_mib("2g").unwrap(), 2048);
+        assert_eq!(parse_memory_mib("1536MB").unwrap(), 1536);
+        assert_eq!(parse_memory_mib("2GiB").unwrap(), 2048);
+        assert_eq!(parse_memory_mib("700").unwrap(), 700);
+        assert!(parse_memory_mib("lots").is_err());
+        assert!(parse_memory_mib("2t").is_err());
+    }
+}

@@ -1,0 +1,122 @@
+//! Waiting for a node's init system and container runtime, over the `Runner`.
+
+use crate::errors::{GUEST_TIMEOUT, fail_with};
+use minik_driver_api::Runner;
+use std::time::{Duration, Instant};
+
+/// What a node looked like once it was up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BootReport {
+    /// `running` or `degraded` (systemctl is-system-running).
+    pub system_state: String,
+    /// Units that failed, when degraded.
+    pub failed_units: Vec<String>,
+    pub elapsed: Duration,
+}
+
+impl BootReport {
+    /// A one-line warning when systemd is degraded.
+    pub fn warning(&self) -> Option<String> {
+        (self.system_state != "running").then(|| {
+            format!("systemd is {} (failed units: {})", self.system_state, self.failed_units.join(", "))
+        })
+    }
+}
+
+const POLL: Duration = Duration::from_millis(200);
+
+/// Polls until systemd reports `running` or `degraded` and containerd is active.
+///
+/// Exec failures while the container is still starting are retried; on timeout the error
+/// names the last state seen.
+pub async fn wait_for_boot<R: Runner>(runner: &R, timeout: Duration) -> anyhow::Result<BootReport> {
+    let start = Instant::now();
+    let mut last: String;
+    loop {
+        match runner.run(&["systemctl", "is-system-running"]).await {
+            Ok(out) => {
+                let state = out.stdout_str().trim().to_string();
+                if state == "running" || state == "degraded" {
+                    match runner.run(&["systemctl", "is-active", "containerd"]).await {
+                        Ok(c) if c.stdout_str().trim() == "active" => {
+                            let mut failed_units = Vec::new();
+                            if state == "degraded" {
+                                if let Ok(f) =
+                                    runner.run(&["systemctl", "list-units", "--failed", "--no-legend", "--plain"]).await
+                                {
+                                    failed_units = f
+                                        .stdout_str()
+                                        .lines()
+                                        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+                                        .collect();
+                                }
+                            }
+                            return Ok(BootReport { system_state: state, failed_units, elapsed: start.elapsed() });
+                        }
+                        Ok(c) => last = format!("systemd {state}, containerd {}", c.stdout_str().trim()),
+                        Err(e) => last = e.to_string(),
+                    }
+                } else {
+                    last = format!("systemd {}", if state.is_empty() { "not answering" } else { &state });
+                }
+            }
+            Err(e) => last = e.to_string(),
+        }
+        if start.elapsed() >= timeout {
+            let node = runner.node();
+            return Err(fail_with(
+                &GUEST_TIMEOUT,
+                format!("node {node} did not boot within {}s (last seen: {last})", timeout.as_secs()),
+                format!("Run `minik logs -n {node}` to see its journal; `--keep-on-failure` keeps it for inspection."),
+            ));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use minik_driver_api::fake::{FakeEngine, FakeRunner, Response};
+
+    #[tokio::test]
+    async fn degraded_node_reports_failed_units() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = FakeEngine::new(dir.path().join("e.json"));
+        let runner = FakeRunner::new(engine.clone(), "n1");
+        engine.respond(Response {
+            node: "*".into(),
+            prefix: vec!["systemctl".into(), "is-system-running".into()],
+            exit_code: 1,
+            stdout: "degraded\n".into(),
+            stderr: String::new(),
+        });
+        engine.respond(Response {
+            node: "*".into(),
+            prefix: vec!["systemctl".into(), "list-units".into()],
+            exit_code: 0,
+            stdout: "foo.service loaded failed failed Foo\n".into(),
+            stderr: String::new(),
+        });
+        let report = wait_for_boot(&runner, Duration::from_secs(2)).await.unwrap();
+        assert_eq!(report.failed_units, vec!["foo.service".to_string()]);
+        assert!(report.warning().unwrap().contains("foo.service"));
+    }
+
+    #[tokio::test]
+    async fn times_out_naming_the_last_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = FakeEngine::new(dir.path().join("e.json"));
+        let runner = FakeRunner::new(engine.clone(), "n1");
+        engine.respond(Response {
+            node: "*".into(),
+            prefix: vec!["systemctl".into(), "is-system-running".into()],
+            exit_code: 1,
+            stdout: "starting\n".into(),
+            stderr: String::new(),
+        });
+        let err = wait_for_boot(&runner, Duration::from_millis(300)).await.unwrap_err();
+        assert!(format!("{err}").contains("systemd starting"), "{err}");
+        assert_eq!(crate::errors::classify(&err).0.id, "GUEST_TIMEOUT");
+    }
+}

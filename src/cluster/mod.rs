@@ -1,0 +1,126 @@
+//! Driver-independent cluster work, written against the `Driver` and `Runner` traits only:
+//! provisioning as an ordered list of named steps, node boot checks, and restart.
+
+pub mod boot;
+
+use crate::errors::{GUEST_PROVISION, fail_with};
+use crate::ui::Reporter;
+use anyhow::Context as _;
+use futures_util::future::try_join_all;
+use minik_driver_api::{ClusterRequest, Driver, HostState, NodeSpec};
+use std::time::Duration;
+
+/// Creates a new profile's nodes: network → nodes (in parallel) → boot (in parallel).
+pub async fn provision<D: Driver>(
+    driver: &D,
+    request: &ClusterRequest,
+    nodes: &[NodeSpec],
+    reporter: &Reporter,
+    boot_timeout: Duration,
+) -> anyhow::Result<()> {
+    let step = reporter.step("prepare", format!("Preparing {} resources", driver.name()));
+    step.finish_with(driver.prepare(request).await.context("preparing the profile's network"))?;
+
+    let title = match nodes.len() {
+        1 => format!("Creating node {}", nodes[0].name),
+        n => format!("Creating {n} nodes"),
+    };
+    let step = reporter.step("create-nodes", title);
+    let created = try_join_all(nodes.iter().map(|n| async move {
+        driver.create_node(request, n, reporter).await.with_context(|| format!("creating node {}", n.name))
+    }))
+    .await;
+    step.finish_with(created)?;
+
+    wait_all_booted(driver, nodes.iter().map(|n| n.name.as_str()), reporter, boot_timeout).await
+}
+
+/// Waits until every named node runs systemd and containerd.
+pub async fn wait_all_booted<'a, D: Driver>(
+    driver: &D,
+    names: impl Iterator<Item = &'a str>,
+    reporter: &Reporter,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let names: Vec<&str> = names.collect();
+    let step = reporter.step("boot", "Waiting for systemd and containerd");
+    let results = try_join_all(names.iter().map(|name| async move {
+        let runner = driver.runner(name);
+        let report = boot::wait_for_boot(&runner, timeout).await?;
+        if let Some(warning) = report.warning() {
+            reporter.warn(&format!("node {name}: {warning}"));
+        }
+        anyhow::Ok(())
+    }))
+    .await;
+    step.finish_with(results.map(|_| ()))
+}
+
+/// Brings an existing profile's nodes back: creates missing ones, starts stopped ones,
+/// unpauses paused ones, then waits for boot. Never recreates a node that exists.
+pub async fn start_existing<D: Driver>(
+    driver: &D,
+    request: &ClusterRequest,
+    wanted: &[NodeSpec],
+    reporter: &Reporter,
+    boot_timeout: Duration,
+) -> anyhow::Result<()> {
+    let live = driver.list_nodes(&request.profile).await.context("reading the nodes' state")?;
+    let missing: Vec<&NodeSpec> = wanted.iter().filter(|w| !live.iter().any(|l| l.name == w.name)).collect();
+    if !missing.is_empty() {
+        let step = reporter.step("prepare", format!("Preparing {} resources", driver.name()));
+        step.finish_with(driver.prepare(request).await.context("preparing the profile's network"))?;
+        let step = reporter.step("create-nodes", format!("Recreating {} missing node(s)", missing.len()));
+        let r = try_join_all(missing.iter().map(|n| async move {
+            driver.create_node(request, n, reporter).await.with_context(|| format!("creating node {}", n.name))
+        }))
+        .await;
+        step.finish_with(r)?;
+    }
+    let to_start: Vec<_> = live.iter().filter(|n| n.state != HostState::Running).collect();
+    if !to_start.is_empty() {
+        let step = reporter.step("start-nodes", format!("Starting {} node(s)", to_start.len()));
+        let r = try_join_all(to_start.iter().map(|n| async move {
+            match n.state {
+                HostState::Paused => driver.unpause_node(&n.name).await,
+                _ => driver.start_node(&n.name).await,
+            }
+            .with_context(|| format!("starting node {}", n.name))
+        }))
+        .await;
+        step.finish_with(r)?;
+    }
+    let unknown: Vec<&str> = live.iter().filter(|l| !wanted.iter().any(|w| w.name == l.name)).map(|l| l.name.as_str()).collect();
+    if !unknown.is_empty() {
+        reporter.warn(&format!("ignoring nodes not in the profile: {}", unknown.join(", ")));
+    }
+    wait_all_booted(driver, wanted.iter().map(|n| n.name.as_str()), reporter, boot_timeout).await
+}
+
+/// Runs `f` on every node of the profile in parallel, failing with GUEST_PROVISION context.
+pub async fn for_each_node<'a, D, F, Fut>(names: &'a [String], driver: &'a D, f: F) -> anyhow::Result<()>
+where
+    D: Driver,
+    F: Fn(&'a D, &'a str) -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<()>>,
+{
+    try_join_all(names.iter().map(|n| f(driver, n))).await.map(|_| ())
+}
+
+/// The error for a node that is not in the profile.
+pub fn unknown_node(profile: &str, node: &str, known: &[String]) -> anyhow::Error {
+    fail_with(
+        &crate::errors::GUEST_NODE_NOT_FOUND,
+        format!("profile {profile:?} has no node {node:?}"),
+        format!("Its nodes are: {}.", known.join(", ")),
+    )
+}
+
+/// The error for a setup command that failed inside a node.
+pub fn command_failed(node: &str, what: &str, detail: &str) -> anyhow::Error {
+    fail_with(
+        &GUEST_PROVISION,
+        format!("{what} failed on node {node}: {detail}"),
+        format!("Run `minik logs -n {node}` to see the node's journal."),
+    )
+}

@@ -1,0 +1,108 @@
+//! One module per verb. Each command returns the process exit code or an error carrying a
+//! reason (see `errors`).
+
+mod delete;
+mod lifecycle;
+mod logs;
+mod node_image;
+mod profile;
+mod ssh;
+mod start;
+mod status;
+
+use crate::cli::{Command, GlobalArgs, NodeImageCommand, OutputFormat, ProfileCommand};
+use crate::drivers::AnyDriver;
+use crate::errors::{GUEST_NOT_FOUND, fail_with};
+use crate::state::{Home, Profile, ProfileLoad, validate_profile_name};
+use crate::ui::{Mode, Reporter};
+use minik_driver_api::{Driver, HostState, NodeInfo};
+
+/// What every command gets: paths, global flags and the reporter.
+pub struct Context {
+    pub home: Home,
+    pub global: GlobalArgs,
+    pub reporter: Reporter,
+}
+
+impl Context {
+    pub fn new(global: GlobalArgs) -> anyhow::Result<Context> {
+        let mode = Mode::detect(global.output == OutputFormat::Json, global.no_progress, global.quiet);
+        Ok(Context { home: Home::from_env()?, reporter: Reporter::new(mode), global })
+    }
+
+    pub fn json(&self) -> bool {
+        self.global.output == OutputFormat::Json
+    }
+
+    pub fn profile_name(&self) -> anyhow::Result<&str> {
+        validate_profile_name(&self.global.profile)?;
+        Ok(&self.global.profile)
+    }
+
+    /// Loads the profile named by `-p`; GUEST_NOT_FOUND when it does not exist.
+    pub fn load_profile(&self) -> anyhow::Result<Profile> {
+        let name = self.profile_name()?;
+        match Profile::load(&self.home, name)? {
+            ProfileLoad::Found(p) => Ok(p),
+            ProfileLoad::Missing => Err(not_found(name)),
+        }
+    }
+}
+
+pub fn not_found(name: &str) -> anyhow::Error {
+    let advice = if name == "minik" {
+        "Create it with `minik start`, or list profiles with `minik profile list`.".to_string()
+    } else {
+        format!("Create it with `minik start -p {name}`, or list profiles with `minik profile list`.")
+    };
+    fail_with(&GUEST_NOT_FOUND, format!("profile \"{name}\" does not exist"), advice)
+}
+
+/// Connects to a profile's driver and reads its nodes' live state.
+pub async fn live_nodes(ctx: &Context, profile: &Profile) -> anyhow::Result<(AnyDriver, Vec<NodeInfo>)> {
+    let driver = AnyDriver::connect(&profile.driver, &ctx.home)?;
+    driver.check().await?;
+    let nodes = driver.list_nodes(&profile.name).await?;
+    Ok((driver, nodes))
+}
+
+/// The live state of one recorded node (Nonexistent when the engine has no such node).
+pub fn state_of(live: &[NodeInfo], name: &str) -> HostState {
+    live.iter().find(|n| n.name == name).map(|n| n.state).unwrap_or(HostState::Nonexistent)
+}
+
+/// Runs a parsed command.
+pub async fn run(ctx: &Context, command: Command) -> anyhow::Result<u8> {
+    match command {
+        Command::Start(args) => start::run(ctx, args).await,
+        Command::Status(args) => status::run(ctx, args).await,
+        Command::Stop(args) => lifecycle::stop(ctx, args).await,
+        Command::Pause => lifecycle::pause(ctx).await,
+        Command::Unpause => lifecycle::unpause(ctx).await,
+        Command::Delete(args) => delete::run(ctx, args).await,
+        Command::Profile { command: ProfileCommand::List } => profile::list(ctx).await,
+        Command::Ssh(args) => ssh::run(ctx, args).await,
+        Command::Logs(args) => logs::run(ctx, args).await,
+        Command::NodeImage { command: NodeImageCommand::Build(args) } => node_image::build(ctx, args).await,
+        Command::Version => {
+            version(ctx);
+            Ok(0)
+        }
+        Command::Completion { shell } => {
+            let mut cmd = <crate::cli::Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "minik", &mut std::io::stdout());
+            Ok(0)
+        }
+    }
+}
+
+fn version(ctx: &Context) {
+    let version = env!("CARGO_PKG_VERSION");
+    let recipe = crate::node_image::recipe_hash();
+    if ctx.json() {
+        println!("{}", serde_json::json!({"version": version, "node_image_recipe": recipe}));
+    } else {
+        println!("minik version v{version}");
+        println!("node image recipe: {recipe} ({})", crate::node_image::default_tag("none"));
+    }
+}

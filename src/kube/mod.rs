@@ -1,0 +1,2 @@
+//! Kubernetes on the nodes: kubeadm configuration, kubeconfig export and merge, and the
+//! Kubernetes release binaries (download with checksum verification, or a local directory).

@@ -1,0 +1,72 @@
+//! Everything minik keeps on disk under MINIK_HOME: profile specs, locks, caches.
+//!
+//! One source of truth: a profile file holds what the user asked for; what is running, paused,
+//! which ports and IPs, is always read live from the driver.
+
+mod atomic;
+mod lock;
+mod profile;
+
+pub use atomic::write_atomic;
+pub use lock::ProfileLock;
+pub use profile::{KubernetesSpec, NodeRecord, PROFILE_SCHEMA, Profile, ProfileLoad, validate_profile_name};
+
+use std::path::{Path, PathBuf};
+
+/// The directory layout under MINIK_HOME (default `~/.minik`).
+#[derive(Debug, Clone)]
+pub struct Home {
+    root: PathBuf,
+}
+
+impl Home {
+    /// `$MINIK_HOME`, else `~/.minik`.
+    pub fn from_env() -> anyhow::Result<Home> {
+        if let Some(dir) = std::env::var_os("MINIK_HOME").filter(|v| !v.is_empty()) {
+            return Ok(Home { root: PathBuf::from(dir) });
+        }
+        let home = dirs::home_dir().ok_or_else(|| {
+            crate::errors::fail(&crate::errors::HOST_FILES, "cannot find the home directory; set MINIK_HOME")
+        })?;
+        Ok(Home { root: home.join(".minik") })
+    }
+
+    pub fn at(root: impl Into<PathBuf>) -> Home {
+        Home { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// `profiles/` — one directory per profile.
+    pub fn profiles_dir(&self) -> PathBuf {
+        self.root.join("profiles")
+    }
+
+    /// `profiles/NAME/` — the profile file and per-profile files (keys, disks for VMs).
+    pub fn profile_dir(&self, name: &str) -> PathBuf {
+        self.profiles_dir().join(name)
+    }
+
+    /// `profiles/NAME/profile.json`.
+    pub fn profile_file(&self, name: &str) -> PathBuf {
+        self.profile_dir(name).join("profile.json")
+    }
+
+    /// `locks/NAME.lock` — outside the profile directory so `delete` can remove that while
+    /// holding the lock.
+    pub fn lock_file(&self, name: &str) -> PathBuf {
+        self.root.join("locks").join(format!("{name}.lock"))
+    }
+
+    /// `cache/` — downloads and build contexts.
+    pub fn cache_dir(&self) -> PathBuf {
+        self.root.join("cache")
+    }
+
+    /// The fake engine's state file (hidden `--driver fake`, for tests).
+    pub fn fake_engine_file(&self) -> PathBuf {
+        self.root.join("fake-engine.json")
+    }
+}

@@ -1,0 +1,364 @@
+//! End-to-end suite against real engines. One suite, instantiated once per driver by
+//! `e2e_suite!` (as ripgrep's per-backend test macro), so every driver passes the same tests.
+//!
+//! Compiled only with `--features e2e` (see README): a run that does not enable it does not
+//! build these tests at all, and a run that does fails (never skips) when an engine, the
+//! node image or the test image is missing.
+//!
+//! Prerequisites (`.ci/run` provides them): the engine running, minik's node image built
+//! (`minik node-image build`), and the nested-container test image
+//! `localhost/minik-test/hello:1` (tests/make-test-image.sh).
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const HELLO_IMAGE: &str = "localhost/minik-test/hello:1";
+
+/// One run of the suite for a driver: its own MINIK_HOME and unique profile names.
+struct Suite {
+    driver: &'static str,
+    /// The engine CLI used to inspect what minik created (independent of minik's own view).
+    cli: &'static str,
+    home: tempfile::TempDir,
+    tag: String,
+}
+
+#[derive(Debug)]
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    #[track_caller]
+    fn ok(self) -> Run {
+        assert_eq!(self.code, 0, "command failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+    #[track_caller]
+    fn code(self, code: i32) -> Run {
+        assert_eq!(self.code, code, "unexpected exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        self
+    }
+}
+
+fn to_run(o: Output) -> Run {
+    Run {
+        code: o.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+    }
+}
+
+impl Suite {
+    fn new(driver: &'static str, cli: &'static str, test: &str) -> Suite {
+        let suite = Suite { driver, cli, home: tempfile::tempdir().unwrap(), tag: format!("{}-{}", test, std::process::id() % 100000) };
+        let info = Command::new(cli).arg("info").stdout(Stdio::null()).stderr(Stdio::null()).status();
+        assert!(
+            matches!(info, Ok(s) if s.success()),
+            "the {driver} engine is not answering (`{cli} info` failed): the e2e suite needs it running"
+        );
+        let img = Command::new(cli).args(["image", "inspect", HELLO_IMAGE]).output().unwrap();
+        assert!(img.status.success(), "{HELLO_IMAGE} is missing in {cli}: run tests/make-test-image.sh");
+        suite
+    }
+
+    /// A profile name unique to this test and process.
+    fn profile(&self, suffix: &str) -> String {
+        format!("e2e-{}-{}{}", self.driver, self.tag, suffix)
+    }
+
+    fn cmd(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_minik"));
+        cmd.env("MINIK_HOME", self.home.path())
+            .env("KUBECONFIG", self.home.path().join("kubeconfig"))
+            .env("CI", "true")
+            .env_remove("MINIK_PROFILE")
+            .env_remove("MINIK_DRIVER")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    fn minik(&self, args: &[&str]) -> Run {
+        to_run(self.cmd().args(args).output().unwrap())
+    }
+
+    fn start(&self, profile: &str, nodes: u32) -> Run {
+        let n = nodes.to_string();
+        self.minik(&["start", "-p", profile, "--driver", self.driver, "--no-kubernetes", "--nodes", &n, "--wait-timeout", "120s"])
+    }
+
+    fn ssh(&self, profile: &str, node: &str, cmd: &[&str]) -> Run {
+        let mut args = vec!["ssh", "-p", profile, "-n", node, "--"];
+        args.extend_from_slice(cmd);
+        self.minik(&args)
+    }
+
+    /// `CLI save IMAGE | minik ssh -- ctr -n k8s.io images import -`: the documented way to
+    /// get an image into a node without a registry, exercising stdin streaming.
+    fn import_hello(&self, profile: &str, node: &str) {
+        let mut save = Command::new(self.cli).args(["save", HELLO_IMAGE]).stdout(Stdio::piped()).spawn().unwrap();
+        let out = self
+            .cmd()
+            .args(["ssh", "-p", profile, "-n", node, "--", "ctr", "-n", "k8s.io", "images", "import", "-"])
+            .stdin(save.stdout.take().unwrap())
+            .output()
+            .unwrap();
+        assert!(save.wait().unwrap().success());
+        let run = to_run(out).ok();
+        assert!(run.stdout.contains("minik-test/hello") || run.stderr.contains("minik-test/hello"), "{run:?}");
+    }
+
+    /// Runs the test image as a nested container in the node and checks its output.
+    fn run_nested(&self, profile: &str, node: &str, id: &str) {
+        let run = self.ssh(profile, node, &["ctr", "-n", "k8s.io", "run", "--rm", HELLO_IMAGE, id]).ok();
+        assert_eq!(run.stdout.trim(), "hello from minik", "nested container output: {run:?}");
+    }
+
+    fn assert_booted(&self, profile: &str, node: &str) {
+        let sys = self.ssh(profile, node, &["systemctl", "is-system-running"]);
+        let state = sys.stdout.trim().to_string();
+        if state != "running" {
+            assert_eq!(state, "degraded", "systemd in {node}: {sys:?}");
+            let failed = self.ssh(profile, node, &["systemctl", "--failed", "--no-legend"]);
+            eprintln!("note: systemd in {node} is degraded; failed units:\n{}", failed.stdout);
+        }
+        let c = self.ssh(profile, node, &["systemctl", "is-active", "containerd"]).ok();
+        assert_eq!(c.stdout.trim(), "active");
+    }
+
+    /// Names of engine resources labelled with the profile, per kind.
+    fn leftovers(&self, profile: &str) -> Vec<String> {
+        let filter = format!("label=io.minik.profile={profile}");
+        let mut found = Vec::new();
+        for args in [
+            vec!["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"],
+            vec!["volume", "ls", "--filter", &filter, "--format", "{{.Name}}"],
+            vec!["network", "ls", "--filter", &filter, "--format", "{{.Name}}"],
+        ] {
+            let out = Command::new(self.cli).args(&args).output().unwrap();
+            assert!(out.status.success(), "{} {:?} failed", self.cli, args);
+            found.extend(String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty()).map(|l| format!("{}: {l}", args[0])));
+        }
+        found
+    }
+
+    fn status_json(&self, profile: &str) -> (i32, serde_json::Value) {
+        let run = self.minik(&["status", "-p", profile, "-o", "json"]);
+        let v = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("status json: {e}: {run:?}"));
+        (run.code, v)
+    }
+}
+
+impl Drop for Suite {
+    fn drop(&mut self) {
+        // Best-effort cleanup of everything this test's profiles may have left on the engine.
+        let _ = self.cmd().args(["delete", "--all"]).output();
+    }
+}
+
+/// Waits until `f` is true, or panics after `timeout`.
+fn eventually(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !f() {
+        assert!(start.elapsed() < timeout, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+fn ticks(suite: &Suite, profile: &str) -> Vec<u64> {
+    let run = suite.ssh(profile, profile, &["cat", "/var/tmp/ticks"]).ok();
+    run.stdout.lines().filter_map(|l| l.trim().parse().ok()).collect()
+}
+
+fn write_file(path: &Path, contents: &str) {
+    let mut f = std::fs::File::create(path).unwrap();
+    f.write_all(contents.as_bytes()).unwrap();
+}
+
+macro_rules! e2e_suite {
+    ($driver:ident, $cli:literal) => {
+        mod $driver {
+            use super::*;
+
+            fn suite(test: &str) -> Suite {
+                Suite::new(stringify!($driver), $cli, test)
+            }
+
+            /// One node: boot, nested container, data survives stop/start, pause freezes,
+            /// logs, delete leaves nothing.
+            #[test]
+            fn one_node_lifecycle() {
+                let s = suite("one");
+                let p = s.profile("");
+                s.start(&p, 1).ok();
+                let (code, status) = s.status_json(&p);
+                assert_eq!(code, 0, "{status}");
+                assert_eq!(status[0]["Host"], "Running");
+                s.assert_booted(&p, &p);
+                s.import_hello(&p, &p);
+                s.run_nested(&p, &p, "t1");
+
+                // Data under /var survives stop -> start.
+                s.ssh(&p, &p, &["sh", "-c", "mkdir -p /var/lib/minik-e2e && echo kept > /var/lib/minik-e2e/marker"]).ok();
+                s.minik(&["stop", "-p", &p]).ok();
+                let (code, status) = s.status_json(&p);
+                assert_eq!(code, 1, "stopped profile: host bit set");
+                assert_eq!(status[0]["Host"], "Stopped");
+                s.ssh(&p, &p, &["true"]).code(86);
+                s.start(&p, 1).ok();
+                assert_eq!(s.ssh(&p, &p, &["cat", "/var/lib/minik-e2e/marker"]).ok().stdout.trim(), "kept");
+                s.assert_booted(&p, &p);
+                // The imported image is still in containerd (its store is under /var).
+                s.run_nested(&p, &p, "t2");
+
+                // Pause freezes every process: a ticker in the node stops for the pause.
+                s.ssh(&p, &p, &["sh", "-c", "setsid sh -c 'while true; do date +%s%N >> /var/tmp/ticks; sleep 0.1; done' >/dev/null 2>&1 < /dev/null &"]).ok();
+                eventually(Duration::from_secs(10), "ticks", || ticks(&s, &p).len() >= 3);
+                s.minik(&["pause", "-p", &p]).ok();
+                let (code, status) = s.status_json(&p);
+                assert_eq!(status[0]["Host"], "Paused");
+                assert_eq!(code, 1);
+                s.ssh(&p, &p, &["true"]).code(86);
+                std::thread::sleep(Duration::from_secs(3));
+                s.minik(&["unpause", "-p", &p]).ok();
+                let before = ticks(&s, &p).len();
+                eventually(Duration::from_secs(10), "ticks after unpause", || ticks(&s, &p).len() >= before + 3);
+                let t = ticks(&s, &p);
+                let max_gap = t.windows(2).map(|w| w[1].saturating_sub(w[0])).max().unwrap();
+                assert!(max_gap >= 2_500_000_000, "no gap while paused: max gap {max_gap} ns");
+
+                // The journal is readable and mentions containerd.
+                let logs = s.minik(&["logs", "-p", &p, "-u", "containerd", "--lines", "50"]).ok();
+                assert!(logs.stdout.contains("containerd"), "{logs:?}");
+
+                s.minik(&["delete", "-p", &p]).ok();
+                assert_eq!(s.leftovers(&p), Vec::<String>::new());
+                s.minik(&["status", "-p", &p]).code(85);
+            }
+
+            /// Three nodes: each boots and runs a nested container; nodes have distinct IPs.
+            #[test]
+            fn three_nodes() {
+                let s = suite("tri");
+                let p = s.profile("");
+                s.start(&p, 3).ok();
+                let (code, status) = s.status_json(&p);
+                assert_eq!(code, 0, "{status}");
+                let nodes = status.as_array().unwrap();
+                assert_eq!(nodes.len(), 3);
+                let ips: Vec<String> = nodes.iter().map(|n| n["IP"].as_str().unwrap_or_default().to_string()).collect();
+                let mut unique = ips.clone();
+                unique.sort();
+                unique.dedup();
+                assert!(unique.len() == 3 && !unique[0].is_empty(), "distinct node IPs: {ips:?}");
+                for (i, node) in [p.clone(), format!("{p}-m02"), format!("{p}-m03")].iter().enumerate() {
+                    assert_eq!(nodes[i]["Name"], node.as_str());
+                    s.assert_booted(&p, node);
+                    s.import_hello(&p, node);
+                    s.run_nested(&p, node, "t1");
+                }
+                // Restart keeps every node's data and address.
+                s.ssh(&p, &format!("{p}-m03"), &["sh", "-c", "echo w > /var/w"]).ok();
+                s.minik(&["stop", "-p", &p]).ok();
+                s.start(&p, 3).ok();
+                let (_, after) = s.status_json(&p);
+                let ips_after: Vec<String> = after.as_array().unwrap().iter().map(|n| n["IP"].as_str().unwrap_or_default().to_string()).collect();
+                assert_eq!(ips, ips_after, "node IPs are stable across stop/start");
+                assert_eq!(s.ssh(&p, &format!("{p}-m03"), &["cat", "/var/w"]).ok().stdout.trim(), "w");
+                s.minik(&["delete", "-p", &p]).ok();
+                assert_eq!(s.leftovers(&p), Vec::<String>::new());
+            }
+
+            /// Two profiles side by side; deleting one leaves the other running.
+            #[test]
+            fn two_profiles_side_by_side() {
+                let s = suite("two");
+                let (a, b) = (s.profile("a"), s.profile("b"));
+                std::thread::scope(|scope| {
+                    let ha = scope.spawn(|| s.start(&a, 1));
+                    let hb = scope.spawn(|| s.start(&b, 1));
+                    ha.join().unwrap().ok();
+                    hb.join().unwrap().ok();
+                });
+                let list: serde_json::Value = serde_json::from_str(&s.minik(&["profile", "list", "-o", "json"]).ok().stdout).unwrap();
+                let rows = list["profiles"].as_array().unwrap();
+                for name in [&a, &b] {
+                    let row = rows.iter().find(|r| r["name"] == name.as_str()).unwrap_or_else(|| panic!("{name} not listed: {list}"));
+                    assert_eq!(row["status"], "Running");
+                    assert_eq!(row["driver"], stringify!($driver));
+                }
+                s.minik(&["delete", "-p", &a]).ok();
+                assert_eq!(s.leftovers(&a), Vec::<String>::new());
+                assert_eq!(s.status_json(&b).0, 0, "the other profile is untouched");
+                s.assert_booted(&b, &b);
+                s.minik(&["delete", "-p", &b]).ok();
+                assert_eq!(s.leftovers(&b), Vec::<String>::new());
+            }
+
+            /// Two concurrent starts of one profile: exactly one wins, the other is told the
+            /// profile is busy.
+            #[test]
+            fn concurrent_starts_of_one_profile() {
+                let s = suite("race");
+                let p = s.profile("");
+                let (r1, r2) = std::thread::scope(|scope| {
+                    let h1 = scope.spawn(|| s.start(&p, 1));
+                    let h2 = scope.spawn(|| s.start(&p, 1));
+                    (h1.join().unwrap(), h2.join().unwrap())
+                });
+                let mut codes = [r1.code, r2.code];
+                codes.sort();
+                assert_eq!(codes, [0, 82], "one start wins, one is busy:\n{r1:?}\n{r2:?}");
+                let loser = if r1.code == 82 { &r1 } else { &r2 };
+                assert!(loser.stderr.contains("is busy"), "{loser:?}");
+                assert_eq!(s.status_json(&p).0, 0);
+                s.minik(&["delete", "-p", &p]).ok();
+                assert_eq!(s.leftovers(&p), Vec::<String>::new());
+            }
+
+            /// Bad input against the real engine: clear reason, exit code, nothing created.
+            #[test]
+            fn bad_input_creates_nothing() {
+                let s = suite("bad");
+                let p = s.profile("");
+                let out = s.minik(&["start", "-p", &p, "--driver", stringify!($driver), "--no-kubernetes", "--image", "localhost/minik/does-not-exist:1"]);
+                let out = out.code(53);
+                assert!(out.stderr.contains("DRV_IMAGE"), "{out:?}");
+                assert_eq!(s.leftovers(&p), Vec::<String>::new());
+                assert!(!s.home.path().join("profiles").join(&p).exists());
+
+                // A corrupt profile file: status says so; delete still removes the nodes.
+                s.start(&p, 1).ok();
+                write_file(&s.home.path().join("profiles").join(&p).join("profile.json"), "{broken");
+                s.minik(&["status", "-p", &p]).code(83);
+                s.minik(&["delete", "-p", &p]).ok();
+                assert_eq!(s.leftovers(&p), Vec::<String>::new());
+            }
+        }
+    };
+}
+
+e2e_suite!(docker, "docker");
+
+/// An unreachable engine fails fast with PROVIDER_NOT_RUNNING / PROVIDER_NOT_FOUND.
+#[test]
+fn unreachable_docker_engine() {
+    let home = tempfile::tempdir().unwrap();
+    let start = Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_minik"))
+        .args(["start", "-p", "e2e-unreachable", "--driver", "docker", "--no-kubernetes"])
+        .env("MINIK_HOME", home.path())
+        .env("DOCKER_HOST", "unix:///nonexistent")
+        .env("CI", "true")
+        .output()
+        .unwrap();
+    let run = to_run(out);
+    assert!(run.code == 63 || run.code == 65, "{run:?}");
+    assert!(run.stderr.contains("/nonexistent"), "{run:?}");
+    assert!(start.elapsed() < Duration::from_secs(20));
+    assert!(!home.path().join("profiles").exists());
+}
