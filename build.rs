@@ -6,7 +6,10 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir).expect("read node-image").filter_map(Result::ok).collect();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .expect("read node-image")
+        .filter_map(Result::ok)
+        .collect();
     entries.sort_by_key(|e| e.file_name());
     for e in entries {
         let p = e.path();
@@ -33,15 +36,28 @@ fn main() {
     let mut code = String::from("pub const FILES: &[(&str, &[u8], u32)] = &[\n");
     for f in &files {
         println!("cargo:rerun-if-changed={}", f.display());
-        let rel = f.strip_prefix(&root).unwrap().to_string_lossy().replace('\\', "/");
+        let rel = f
+            .strip_prefix(&root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
         #[cfg(unix)]
         let mode = {
             use std::os::unix::fs::PermissionsExt;
-            if std::fs::metadata(f).unwrap().permissions().mode() & 0o111 != 0 { 0o755 } else { 0o644 }
+            if std::fs::metadata(f).unwrap().permissions().mode() & 0o111 != 0 {
+                0o755
+            } else {
+                0o644
+            }
         };
         #[cfg(not(unix))]
         let mode = 0o644;
-        writeln!(code, "    ({rel:?}, include_bytes!({:?}), {mode:#o}),", f.display().to_string()).unwrap();
+        writeln!(
+            code,
+            "    ({rel:?}, include_bytes!({:?}), {mode:#o}),",
+            f.display().to_string()
+        )
+        .unwrap();
     }
     code.push_str("];\n");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap()).join("node_image_files.rs");

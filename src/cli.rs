@@ -9,7 +9,12 @@ use std::path::PathBuf;
 /// Several clusters live side by side as profiles (-p NAME). State lives under MINIK_HOME
 /// (default ~/.minik). Exit codes are listed in docs/exit-codes.md.
 #[derive(Debug, Parser)]
-#[command(name = "minik", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "minik",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 pub struct Cli {
     #[command(flatten)]
     pub global: GlobalArgs,
@@ -20,7 +25,13 @@ pub struct Cli {
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
     /// The profile (cluster) to act on.
-    #[arg(short, long, global = true, env = "MINIK_PROFILE", default_value = "minik")]
+    #[arg(
+        short,
+        long,
+        global = true,
+        env = "MINIK_PROFILE",
+        default_value = "minik"
+    )]
     pub profile: String,
 
     /// Output format: human text, or JSON (events and results, one object per line).
@@ -230,7 +241,9 @@ impl ContainerdSource {
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     let s = s.trim();
     let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len()));
-    let n: u64 = num.parse().map_err(|_| format!("invalid duration {s:?} (use e.g. 90s, 5m, 1h)"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?} (use e.g. 90s, 5m, 1h)"))?;
     let secs = match unit {
         "" | "s" => n,
         "m" => n * 60,
@@ -248,7 +261,9 @@ pub fn parse_memory_mib(s: &str) -> Result<u64, String> {
     let t = s.trim().to_ascii_lowercase();
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| format!("invalid memory size {s:?} (use e.g. 2g or 1536m)"))?;
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid memory size {s:?} (use e.g. 2g or 1536m)"))?;
     let mib = match unit.trim() {
         "" | "m" | "mb" | "mib" => n,
         "g" | "gb" | "gib" => n.checked_mul(1024).ok_or("memory size too large")?,

@@ -5,7 +5,8 @@ use crate::errors::{DRV_UNKNOWN, PROVIDER_NOT_FOUND, fail_with};
 use crate::state::Home;
 use minik_driver_api::fake::{FakeDriver, FakeEngine, FakeRunner};
 use minik_driver_api::{
-    ClusterRequest, DeleteReport, Driver, DriverError, EngineInfo, ExecRequest, NodeInfo, NodeSpec, Observer, Runner,
+    ClusterRequest, DeleteReport, Driver, DriverError, EngineInfo, ExecRequest, NodeInfo, NodeSpec,
+    Observer, Runner,
 };
 use minik_driver_docker::{DockerDriver, DockerRunner};
 use std::time::Duration;
@@ -43,7 +44,9 @@ impl AnyDriver {
     pub fn connect(name: &str, home: &Home) -> anyhow::Result<AnyDriver> {
         match name {
             "docker" => Ok(AnyDriver::Docker(DockerDriver::connect()?)),
-            "fake" => Ok(AnyDriver::Fake(FakeDriver::new(FakeEngine::new(home.fake_engine_file())))),
+            "fake" => Ok(AnyDriver::Fake(FakeDriver::new(FakeEngine::new(
+                home.fake_engine_file(),
+            )))),
             other if PLANNED_DRIVERS.contains(&other) => Err(fail_with(
                 &DRV_UNKNOWN,
                 format!("driver {other:?} is not available in this version of minik"),
@@ -59,7 +62,10 @@ impl AnyDriver {
 
     /// Picks the driver for a new profile: the requested one, else the first engine that
     /// answers (docker, then podman, then qemu).
-    pub async fn choose(requested: Option<&str>, home: &Home) -> anyhow::Result<(AnyDriver, EngineInfo)> {
+    pub async fn choose(
+        requested: Option<&str>,
+        home: &Home,
+    ) -> anyhow::Result<(AnyDriver, EngineInfo)> {
         if let Some(name) = requested {
             let driver = AnyDriver::connect(name, home)?;
             let info = driver.check().await?;
@@ -87,14 +93,16 @@ impl AnyDriver {
     pub async fn reachable(home: &Home) -> Vec<AnyDriver> {
         let mut found = Vec::new();
         for name in DRIVERS {
-            if let Ok(d) = AnyDriver::connect(name, home) {
-                if d.check().await.is_ok() {
-                    found.push(d);
-                }
+            if let Ok(d) = AnyDriver::connect(name, home)
+                && d.check().await.is_ok()
+            {
+                found.push(d);
             }
         }
         if home.fake_engine_file().exists() {
-            found.push(AnyDriver::Fake(FakeDriver::new(FakeEngine::new(home.fake_engine_file()))));
+            found.push(AnyDriver::Fake(FakeDriver::new(FakeEngine::new(
+                home.fake_engine_file(),
+            ))));
         }
         found
     }
@@ -120,7 +128,12 @@ impl Driver for AnyDriver {
     async fn prepare(&self, cluster: &ClusterRequest) -> Result<(), DriverError> {
         dispatch!(self, d => d.prepare(cluster).await)
     }
-    async fn create_node(&self, cluster: &ClusterRequest, node: &NodeSpec, observer: &dyn Observer) -> Result<(), DriverError> {
+    async fn create_node(
+        &self,
+        cluster: &ClusterRequest,
+        node: &NodeSpec,
+        observer: &dyn Observer,
+    ) -> Result<(), DriverError> {
         dispatch!(self, d => d.create_node(cluster, node, observer).await)
     }
     async fn start_node(&self, node: &str) -> Result<(), DriverError> {
@@ -159,13 +172,13 @@ impl Runner for AnyRunner {
             AnyRunner::Fake(r) => r.node(),
         }
     }
-    fn exec_streaming<'a>(
+    async fn exec_streaming<'a>(
         &'a self,
         request: ExecRequest,
         stdout: &'a mut (dyn AsyncWrite + Send + Unpin),
         stderr: &'a mut (dyn AsyncWrite + Send + Unpin),
-    ) -> impl std::future::Future<Output = Result<i64, DriverError>> + Send + 'a {
-        async move {
+    ) -> Result<i64, DriverError> {
+        {
             match self {
                 AnyRunner::Docker(r) => r.exec_streaming(request, stdout, stderr).await,
                 AnyRunner::Fake(r) => r.exec_streaming(request, stdout, stderr).await,

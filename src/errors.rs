@@ -101,12 +101,24 @@ impl Failure {
 
 /// Builds an `anyhow::Error` carrying `reason`.
 pub fn fail(reason: &'static Reason, message: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(Failure { reason, message: message.into(), advice: None })
+    anyhow::Error::new(Failure {
+        reason,
+        message: message.into(),
+        advice: None,
+    })
 }
 
 /// Like [`fail`], with advice specific to this case.
-pub fn fail_with(reason: &'static Reason, message: impl Into<String>, advice: impl Into<String>) -> anyhow::Error {
-    anyhow::Error::new(Failure { reason, message: message.into(), advice: Some(advice.into()) })
+pub fn fail_with(
+    reason: &'static Reason,
+    message: impl Into<String>,
+    advice: impl Into<String>,
+) -> anyhow::Error {
+    anyhow::Error::new(Failure {
+        reason,
+        message: message.into(),
+        advice: Some(advice.into()),
+    })
 }
 
 /// The reason a driver error maps to.
@@ -162,7 +174,10 @@ mod tests {
         let doc = include_str!("../docs/exit-codes.md");
         for r in ALL {
             let row = format!("| {} | `{}` |", r.exit_code, r.id);
-            assert!(doc.contains(&row), "docs/exit-codes.md lacks the row starting {row:?}");
+            assert!(
+                doc.contains(&row),
+                "docs/exit-codes.md lacks the row starting {row:?}"
+            );
         }
     }
 

@@ -34,7 +34,10 @@ pub fn main() -> ExitCode {
     init_tracing(cli.global.verbose);
     let json = cli.global.output == OutputFormat::Json;
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("X cannot start the async runtime: {e}");
@@ -65,7 +68,13 @@ fn usage_error(e: clap::Error) -> ExitCode {
         }
         _ => {
             let _ = e.print();
-            let first = e.to_string().lines().next().unwrap_or_default().trim_start_matches("error: ").to_string();
+            let first = e
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ")
+                .to_string();
             let mut stderr = std::io::stderr().lock();
             let _ = writeln!(stderr, "X Exiting due to {}: {first}", errors::USAGE.id);
             let _ = writeln!(stderr, "  Advice: {}", errors::USAGE.advice);
@@ -101,5 +110,9 @@ fn init_tracing(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("MINIK_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).without_time().try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
 }

@@ -73,7 +73,8 @@ mod tests {
 
     #[test]
     fn context_tar_lists_every_file_and_overrides() {
-        let tar_bytes = context_tar(&[("kubernetes/VERSION".into(), b"v1.2.3\n".to_vec(), 0o644)]).unwrap();
+        let tar_bytes =
+            context_tar(&[("kubernetes/VERSION".into(), b"v1.2.3\n".to_vec(), 0o644)]).unwrap();
         let mut archive = tar::Archive::new(&tar_bytes[..]);
         let mut seen = Vec::new();
         for entry in archive.entries().unwrap() {
@@ -86,7 +87,10 @@ mod tests {
             }
             seen.push(path);
         }
-        assert_eq!(seen.iter().filter(|p| *p == "kubernetes/VERSION").count(), 1);
+        assert_eq!(
+            seen.iter().filter(|p| *p == "kubernetes/VERSION").count(),
+            1
+        );
         assert_eq!(seen.len(), files().len());
     }
 }

@@ -11,7 +11,9 @@ struct Env {
 
 impl Env {
     fn new() -> Env {
-        Env { dir: tempfile::tempdir().unwrap() }
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
     fn home(&self) -> &Path {
         self.dir.path()
@@ -59,7 +61,11 @@ impl From<std::process::Output> for Out {
 impl Out {
     #[track_caller]
     fn expect(&self, code: i32) -> &Out {
-        assert_eq!(self.code, code, "unexpected exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "unexpected exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
     #[track_caller]
@@ -69,7 +75,11 @@ impl Out {
             "expected reason {id}\nstderr:\n{}",
             self.stderr
         );
-        assert!(self.stderr.contains("Advice:"), "no advice line:\n{}", self.stderr);
+        assert!(
+            self.stderr.contains("Advice:"),
+            "no advice line:\n{}",
+            self.stderr
+        );
         self
     }
 }
@@ -85,13 +95,35 @@ fn help_and_version() {
     let env = Env::new();
     let out = env.minik(&["--help"]);
     out.expect(0);
-    for verb in ["start", "status", "stop", "pause", "unpause", "delete", "profile", "ssh", "logs", "node-image"] {
+    for verb in [
+        "start",
+        "status",
+        "stop",
+        "pause",
+        "unpause",
+        "delete",
+        "profile",
+        "ssh",
+        "logs",
+        "node-image",
+    ] {
         assert!(out.stdout.contains(verb), "--help lacks {verb}");
     }
-    assert!(env.minik(&["version"]).expect(0).stdout.contains("minik version v"));
-    let v: serde_json::Value = serde_json::from_str(&env.minik(&["version", "-o", "json"]).stdout).unwrap();
+    assert!(
+        env.minik(&["version"])
+            .expect(0)
+            .stdout
+            .contains("minik version v")
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&env.minik(&["version", "-o", "json"]).stdout).unwrap();
     assert!(v["version"].is_string());
-    assert!(env.minik(&["completion", "bash"]).expect(0).stdout.contains("minik"));
+    assert!(
+        env.minik(&["completion", "bash"])
+            .expect(0)
+            .stdout
+            .contains("minik")
+    );
 }
 
 #[test]
@@ -102,24 +134,44 @@ fn bad_input_is_rejected_with_reason_and_nothing_created() {
         args.extend(START);
         env.minik(&args).expect(14).reason("MK_USAGE");
     }
-    env.minik(&start_args(&["--nodes", "0"])).expect(14).reason("MK_USAGE");
-    env.minik(&start_args(&["--nodes", "21"])).expect(14).reason("MK_USAGE");
-    env.minik(&start_args(&["--memory", "lots"])).expect(14).reason("MK_USAGE");
-    env.minik(&start_args(&["--memory", "10m"])).expect(14).reason("MK_USAGE");
-    env.minik(&start_args(&["--cpus", "0"])).expect(14).reason("MK_USAGE");
-    env.minik(&start_args(&["--cpus", "9999"])).expect(14).reason("MK_USAGE");
+    env.minik(&start_args(&["--nodes", "0"]))
+        .expect(14)
+        .reason("MK_USAGE");
+    env.minik(&start_args(&["--nodes", "21"]))
+        .expect(14)
+        .reason("MK_USAGE");
+    env.minik(&start_args(&["--memory", "lots"]))
+        .expect(14)
+        .reason("MK_USAGE");
+    env.minik(&start_args(&["--memory", "10m"]))
+        .expect(14)
+        .reason("MK_USAGE");
+    env.minik(&start_args(&["--cpus", "0"]))
+        .expect(14)
+        .reason("MK_USAGE");
+    env.minik(&start_args(&["--cpus", "9999"]))
+        .expect(14)
+        .reason("MK_USAGE");
     env.minik(&["start", "--bogus-flag"]).expect(14);
     let out = env.minik(&["start", "--driver", "virtualbox", "--no-kubernetes"]);
     out.expect(51).reason("DRV_UNKNOWN");
     assert!(out.stderr.contains("virtualbox"));
-    assert!(!env.home().join("profiles").exists(), "bad input created a profile");
+    assert!(
+        !env.home().join("profiles").exists(),
+        "bad input created a profile"
+    );
     assert!(env.engine().node_names().is_empty());
 }
 
 #[test]
 fn unreachable_engine_is_reported_and_nothing_created() {
     let env = Env::new();
-    let out = env.cmd().args(START).env("MINIK_FAKE_UNREACHABLE", "1").output().unwrap();
+    let out = env
+        .cmd()
+        .args(START)
+        .env("MINIK_FAKE_UNREACHABLE", "1")
+        .output()
+        .unwrap();
     Out::from(out).expect(63).reason("PROVIDER_NOT_RUNNING");
     assert!(!env.profile_dir("minik").exists());
 }
@@ -128,7 +180,9 @@ fn unreachable_engine_is_reported_and_nothing_created() {
 fn missing_profile_has_its_own_exit_code() {
     let env = Env::new();
     env.minik(&["status"]).expect(85).reason("GUEST_NOT_FOUND");
-    env.minik(&["-p", "nope", "stop"]).expect(85).reason("GUEST_NOT_FOUND");
+    env.minik(&["-p", "nope", "stop"])
+        .expect(85)
+        .reason("GUEST_NOT_FOUND");
     env.minik(&["-p", "nope", "ssh", "--", "true"]).expect(85);
     // Deleting what does not exist is not an error (scripts call it unconditionally).
     env.minik(&["-p", "nope", "delete"]).expect(0);
@@ -139,13 +193,24 @@ fn full_lifecycle_on_three_nodes() {
     let env = Env::new();
     let out = env.minik(&start_args(&["-p", "tri", "--nodes", "3"]));
     out.expect(0);
-    assert!(out.stderr.contains("✓ Creating 3 nodes"), "plain progress lines expected:\n{}", out.stderr);
+    assert!(
+        out.stderr.contains("✓ Creating 3 nodes"),
+        "plain progress lines expected:\n{}",
+        out.stderr
+    );
     assert_eq!(env.engine().node_names(), vec!["tri", "tri-m02", "tri-m03"]);
 
     let status = env.minik(&["-p", "tri", "status"]);
     status.expect(0);
-    assert!(status.stdout.contains("tri-m03\ntype: Worker\nhost: Running"), "{}", status.stdout);
-    let json: serde_json::Value = serde_json::from_str(&env.minik(&["-p", "tri", "status", "-o", "json"]).stdout).unwrap();
+    assert!(
+        status
+            .stdout
+            .contains("tri-m03\ntype: Worker\nhost: Running"),
+        "{}",
+        status.stdout
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&env.minik(&["-p", "tri", "status", "-o", "json"]).stdout).unwrap();
     assert_eq!(json.as_array().unwrap().len(), 3);
     assert_eq!(json[0]["Host"], "Running");
     assert_eq!(json[0]["Role"], "control-plane");
@@ -154,16 +219,24 @@ fn full_lifecycle_on_three_nodes() {
     let paused = env.minik(&["-p", "tri", "status"]);
     paused.expect(1);
     assert!(paused.stdout.contains("host: Paused"));
-    env.minik(&["-p", "tri", "ssh", "--", "true"]).expect(86).reason("GUEST_NOT_RUNNING");
+    env.minik(&["-p", "tri", "ssh", "--", "true"])
+        .expect(86)
+        .reason("GUEST_NOT_RUNNING");
     env.minik(&["-p", "tri", "unpause"]).expect(0);
 
     env.minik(&["-p", "tri", "stop"]).expect(0);
     env.minik(&["-p", "tri", "status"]).expect(1);
-    env.minik(&["-p", "tri", "pause"]).expect(86).reason("GUEST_NOT_RUNNING");
+    env.minik(&["-p", "tri", "pause"])
+        .expect(86)
+        .reason("GUEST_NOT_RUNNING");
     // Restart keeps the nodes (no re-create) and warns about flags it cannot apply.
     let restart = env.minik(&start_args(&["-p", "tri", "--nodes", "5"]));
     restart.expect(0);
-    assert!(restart.stderr.contains("ignoring --nodes"), "{}", restart.stderr);
+    assert!(
+        restart.stderr.contains("ignoring --nodes"),
+        "{}",
+        restart.stderr
+    );
     assert_eq!(env.engine().node_names().len(), 3);
     env.minik(&["-p", "tri", "status"]).expect(0);
 
@@ -183,14 +256,19 @@ fn full_lifecycle_on_three_nodes() {
 #[test]
 fn ssh_runs_the_command_on_the_chosen_node() {
     let env = Env::new();
-    env.minik(&start_args(&["-p", "s", "--nodes", "2"])).expect(0);
-    env.minik(&["-p", "s", "ssh", "-n", "m02", "--", "echo", "hi there"]).expect(0);
+    env.minik(&start_args(&["-p", "s", "--nodes", "2"]))
+        .expect(0);
+    env.minik(&["-p", "s", "ssh", "-n", "m02", "--", "echo", "hi there"])
+        .expect(0);
     let log = env.engine().log();
     let last = log.last().unwrap();
     assert_eq!(last.node, "s-m02");
     assert_eq!(last.argv, vec!["echo", "hi there"]);
-    env.minik(&["-p", "s", "ssh", "-n", "m07", "--", "true"]).expect(87).reason("GUEST_NODE_NOT_FOUND");
-    env.minik(&["-p", "s", "logs", "-n", "s-m02", "-u", "containerd"]).expect(0);
+    env.minik(&["-p", "s", "ssh", "-n", "m07", "--", "true"])
+        .expect(87)
+        .reason("GUEST_NODE_NOT_FOUND");
+    env.minik(&["-p", "s", "logs", "-n", "s-m02", "-u", "containerd"])
+        .expect(0);
     let last = env.engine().log().last().unwrap().clone();
     assert_eq!(last.argv[0], "journalctl");
     assert!(last.argv.contains(&"containerd".to_string()));
@@ -199,11 +277,20 @@ fn ssh_runs_the_command_on_the_chosen_node() {
 #[test]
 fn failed_start_cleans_up_unless_asked_to_keep() {
     let env = Env::new();
-    let out = env.cmd().args(start_args(&["-p", "f", "--nodes", "3"])).env("MINIK_FAKE_FAIL", "create_node:f-m02").output().unwrap();
+    let out = env
+        .cmd()
+        .args(start_args(&["-p", "f", "--nodes", "3"]))
+        .env("MINIK_FAKE_FAIL", "create_node:f-m02")
+        .output()
+        .unwrap();
     let out = Out::from(out);
     out.expect(52).reason("DRV_ENGINE_ERROR");
     assert!(out.stderr.contains("creating node f-m02"), "{}", out.stderr);
-    assert!(env.engine().node_names().is_empty(), "nodes leaked: {:?}", env.engine().node_names());
+    assert!(
+        env.engine().node_names().is_empty(),
+        "nodes leaked: {:?}",
+        env.engine().node_names()
+    );
     assert!(!env.profile_dir("f").exists());
     // Nothing labelled with the profile is left (the injected failure left a volume).
     let list: serde_json::Value =
@@ -212,13 +299,25 @@ fn failed_start_cleans_up_unless_asked_to_keep() {
 
     let out = env
         .cmd()
-        .args(start_args(&["-p", "f", "--nodes", "2", "--keep-on-failure", "--wait-timeout", "1s"]))
+        .args(start_args(&[
+            "-p",
+            "f",
+            "--nodes",
+            "2",
+            "--keep-on-failure",
+            "--wait-timeout",
+            "1s",
+        ]))
         .env("MINIK_FAKE_FAIL", "exec:f-m02:systemctl")
         .output()
         .unwrap();
     let out = Out::from(out);
     out.expect(81).reason("GUEST_TIMEOUT");
-    assert!(out.stderr.contains("node f-m02 did not boot"), "{}", out.stderr);
+    assert!(
+        out.stderr.contains("node f-m02 did not boot"),
+        "{}",
+        out.stderr
+    );
     assert_eq!(env.engine().node_names(), vec!["f", "f-m02"]);
     assert!(env.profile_dir("f").exists());
     env.minik(&["-p", "f", "delete"]).expect(0);
@@ -229,8 +328,14 @@ fn failed_start_cleans_up_unless_asked_to_keep() {
 fn corrupt_profile_is_reported_and_delete_still_cleans_up() {
     let env = Env::new();
     env.minik(&start_args(&["-p", "c"])).expect(0);
-    std::fs::write(env.profile_dir("c").join("profile.json"), "{ this is not json").unwrap();
-    env.minik(&["-p", "c", "status"]).expect(83).reason("GUEST_PROFILE_CORRUPT");
+    std::fs::write(
+        env.profile_dir("c").join("profile.json"),
+        "{ this is not json",
+    )
+    .unwrap();
+    env.minik(&["-p", "c", "status"])
+        .expect(83)
+        .reason("GUEST_PROFILE_CORRUPT");
     env.minik(&start_args(&["-p", "c"])).expect(83);
     let list = env.minik(&["profile", "list"]);
     assert!(list.stdout.contains("Corrupt"), "{}", list.stdout);
@@ -244,7 +349,9 @@ fn orphaned_resources_block_start_until_deleted() {
     let env = Env::new();
     env.minik(&start_args(&["-p", "o"])).expect(0);
     std::fs::remove_dir_all(env.profile_dir("o")).unwrap();
-    env.minik(&start_args(&["-p", "o"])).expect(84).reason("GUEST_PROFILE_ORPHANED");
+    env.minik(&start_args(&["-p", "o"]))
+        .expect(84)
+        .reason("GUEST_PROFILE_ORPHANED");
     assert!(env.minik(&["profile", "list"]).stdout.contains("Orphaned"));
     env.minik(&["delete", "--all"]).expect(0);
     assert!(env.engine().node_names().is_empty());
@@ -271,9 +378,16 @@ fn json_output_is_one_event_per_line() {
     let env = Env::new();
     let out = env.minik(&start_args(&["-p", "j", "--nodes", "2", "-o", "json"]));
     out.expect(0);
-    let events: Vec<serde_json::Value> =
-        out.stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}"))).collect();
-    assert!(events.iter().any(|e| e["type"] == "step" && e["id"] == "create-nodes" && e["status"] == "done"));
+    let events: Vec<serde_json::Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| e["type"] == "step" && e["id"] == "create-nodes" && e["status"] == "done")
+    );
     let result = events.last().unwrap();
     assert_eq!(result["type"], "result");
     assert_eq!(result["nodes"].as_array().unwrap().len(), 2);
@@ -288,11 +402,16 @@ fn json_output_is_one_event_per_line() {
 fn stop_all_and_delete_all() {
     let env = Env::new();
     env.minik(&start_args(&["-p", "a1"])).expect(0);
-    env.minik(&start_args(&["-p", "a2", "--nodes", "2"])).expect(0);
+    env.minik(&start_args(&["-p", "a2", "--nodes", "2"]))
+        .expect(0);
     env.minik(&["stop", "--all"]).expect(0);
     env.minik(&["-p", "a1", "status"]).expect(1);
     env.minik(&["-p", "a2", "status"]).expect(1);
     env.minik(&["delete", "--all"]).expect(0);
     assert!(env.engine().node_names().is_empty());
-    assert!(env.minik(&["profile", "list"]).stdout.contains("No profiles"));
+    assert!(
+        env.minik(&["profile", "list"])
+            .stdout
+            .contains("No profiles")
+    );
 }

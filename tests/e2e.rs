@@ -35,12 +35,20 @@ struct Run {
 impl Run {
     #[track_caller]
     fn ok(self) -> Run {
-        assert_eq!(self.code, 0, "command failed\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, 0,
+            "command failed\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
     #[track_caller]
     fn code(self, code: i32) -> Run {
-        assert_eq!(self.code, code, "unexpected exit code\nstdout:\n{}\nstderr:\n{}", self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "unexpected exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
         self
     }
 }
@@ -55,14 +63,29 @@ fn to_run(o: Output) -> Run {
 
 impl Suite {
     fn new(driver: &'static str, cli: &'static str, test: &str) -> Suite {
-        let suite = Suite { driver, cli, home: tempfile::tempdir().unwrap(), tag: format!("{}-{}", test, std::process::id() % 100000) };
-        let info = Command::new(cli).arg("info").stdout(Stdio::null()).stderr(Stdio::null()).status();
+        let suite = Suite {
+            driver,
+            cli,
+            home: tempfile::tempdir().unwrap(),
+            tag: format!("{}-{}", test, std::process::id() % 100000),
+        };
+        let info = Command::new(cli)
+            .arg("info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         assert!(
             matches!(info, Ok(s) if s.success()),
             "the {driver} engine is not answering (`{cli} info` failed): the e2e suite needs it running"
         );
-        let img = Command::new(cli).args(["image", "inspect", HELLO_IMAGE]).output().unwrap();
-        assert!(img.status.success(), "{HELLO_IMAGE} is missing in {cli}: run tests/make-test-image.sh");
+        let img = Command::new(cli)
+            .args(["image", "inspect", HELLO_IMAGE])
+            .output()
+            .unwrap();
+        assert!(
+            img.status.success(),
+            "{HELLO_IMAGE} is missing in {cli}: run tests/make-test-image.sh"
+        );
         suite
     }
 
@@ -88,7 +111,18 @@ impl Suite {
 
     fn start(&self, profile: &str, nodes: u32) -> Run {
         let n = nodes.to_string();
-        self.minik(&["start", "-p", profile, "--driver", self.driver, "--no-kubernetes", "--nodes", &n, "--wait-timeout", "120s"])
+        self.minik(&[
+            "start",
+            "-p",
+            profile,
+            "--driver",
+            self.driver,
+            "--no-kubernetes",
+            "--nodes",
+            &n,
+            "--wait-timeout",
+            "120s",
+        ])
     }
 
     fn ssh(&self, profile: &str, node: &str, cmd: &[&str]) -> Run {
@@ -100,22 +134,42 @@ impl Suite {
     /// `CLI save IMAGE | minik ssh -- ctr -n k8s.io images import -`: the documented way to
     /// get an image into a node without a registry, exercising stdin streaming.
     fn import_hello(&self, profile: &str, node: &str) {
-        let mut save = Command::new(self.cli).args(["save", HELLO_IMAGE]).stdout(Stdio::piped()).spawn().unwrap();
+        let mut save = Command::new(self.cli)
+            .args(["save", HELLO_IMAGE])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
         let out = self
             .cmd()
-            .args(["ssh", "-p", profile, "-n", node, "--", "ctr", "-n", "k8s.io", "images", "import", "-"])
+            .args([
+                "ssh", "-p", profile, "-n", node, "--", "ctr", "-n", "k8s.io", "images", "import",
+                "-",
+            ])
             .stdin(save.stdout.take().unwrap())
             .output()
             .unwrap();
         assert!(save.wait().unwrap().success());
         let run = to_run(out).ok();
-        assert!(run.stdout.contains("minik-test/hello") || run.stderr.contains("minik-test/hello"), "{run:?}");
+        assert!(
+            run.stdout.contains("minik-test/hello") || run.stderr.contains("minik-test/hello"),
+            "{run:?}"
+        );
     }
 
     /// Runs the test image as a nested container in the node and checks its output.
     fn run_nested(&self, profile: &str, node: &str, id: &str) {
-        let run = self.ssh(profile, node, &["ctr", "-n", "k8s.io", "run", "--rm", HELLO_IMAGE, id]).ok();
-        assert_eq!(run.stdout.trim(), "hello from minik", "nested container output: {run:?}");
+        let run = self
+            .ssh(
+                profile,
+                node,
+                &["ctr", "-n", "k8s.io", "run", "--rm", HELLO_IMAGE, id],
+            )
+            .ok();
+        assert_eq!(
+            run.stdout.trim(),
+            "hello from minik",
+            "nested container output: {run:?}"
+        );
     }
 
     fn assert_booted(&self, profile: &str, node: &str) {
@@ -124,9 +178,14 @@ impl Suite {
         if state != "running" {
             assert_eq!(state, "degraded", "systemd in {node}: {sys:?}");
             let failed = self.ssh(profile, node, &["systemctl", "--failed", "--no-legend"]);
-            eprintln!("note: systemd in {node} is degraded; failed units:\n{}", failed.stdout);
+            eprintln!(
+                "note: systemd in {node} is degraded; failed units:\n{}",
+                failed.stdout
+            );
         }
-        let c = self.ssh(profile, node, &["systemctl", "is-active", "containerd"]).ok();
+        let c = self
+            .ssh(profile, node, &["systemctl", "is-active", "containerd"])
+            .ok();
         assert_eq!(c.stdout.trim(), "active");
     }
 
@@ -137,18 +196,31 @@ impl Suite {
         for args in [
             vec!["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"],
             vec!["volume", "ls", "--filter", &filter, "--format", "{{.Name}}"],
-            vec!["network", "ls", "--filter", &filter, "--format", "{{.Name}}"],
+            vec![
+                "network",
+                "ls",
+                "--filter",
+                &filter,
+                "--format",
+                "{{.Name}}",
+            ],
         ] {
             let out = Command::new(self.cli).args(&args).output().unwrap();
             assert!(out.status.success(), "{} {:?} failed", self.cli, args);
-            found.extend(String::from_utf8_lossy(&out.stdout).lines().filter(|l| !l.is_empty()).map(|l| format!("{}: {l}", args[0])));
+            found.extend(
+                String::from_utf8_lossy(&out.stdout)
+                    .lines()
+                    .filter(|l| !l.is_empty())
+                    .map(|l| format!("{}: {l}", args[0])),
+            );
         }
         found
     }
 
     fn status_json(&self, profile: &str) -> (i32, serde_json::Value) {
         let run = self.minik(&["status", "-p", profile, "-o", "json"]);
-        let v = serde_json::from_str(&run.stdout).unwrap_or_else(|e| panic!("status json: {e}: {run:?}"));
+        let v = serde_json::from_str(&run.stdout)
+            .unwrap_or_else(|e| panic!("status json: {e}: {run:?}"));
         (run.code, v)
     }
 }
@@ -171,7 +243,10 @@ fn eventually(timeout: Duration, what: &str, mut f: impl FnMut() -> bool) {
 
 fn ticks(suite: &Suite, profile: &str) -> Vec<u64> {
     let run = suite.ssh(profile, profile, &["cat", "/var/tmp/ticks"]).ok();
-    run.stdout.lines().filter_map(|l| l.trim().parse().ok()).collect()
+    run.stdout
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
 }
 
 fn write_file(path: &Path, contents: &str) {
@@ -255,12 +330,24 @@ macro_rules! e2e_suite {
                 unique.sort();
                 unique.dedup();
                 assert!(unique.len() == 3 && !unique[0].is_empty(), "distinct node IPs: {ips:?}");
-                for (i, node) in [p.clone(), format!("{p}-m02"), format!("{p}-m03")].iter().enumerate() {
+                let names = [p.clone(), format!("{p}-m02"), format!("{p}-m03")];
+                for (i, node) in names.iter().enumerate() {
                     assert_eq!(nodes[i]["Name"], node.as_str());
                     s.assert_booted(&p, node);
                     s.import_hello(&p, node);
-                    s.run_nested(&p, node, "t1");
                 }
+                // Nested containers with the same id in every node at once: each node's
+                // containers live in the node's own cgroups, so they do not collide.
+                std::thread::scope(|scope| {
+                    for node in &names {
+                        let (s, p) = (&s, &p);
+                        scope.spawn(move || {
+                            for _ in 0..3 {
+                                s.run_nested(p, node, "same-id");
+                            }
+                        });
+                    }
+                });
                 // Restart keeps every node's data and address.
                 s.ssh(&p, &format!("{p}-m03"), &["sh", "-c", "echo w > /var/w"]).ok();
                 s.minik(&["stop", "-p", &p]).ok();
@@ -350,7 +437,14 @@ fn unreachable_docker_engine() {
     let home = tempfile::tempdir().unwrap();
     let start = Instant::now();
     let out = Command::new(env!("CARGO_BIN_EXE_minik"))
-        .args(["start", "-p", "e2e-unreachable", "--driver", "docker", "--no-kubernetes"])
+        .args([
+            "start",
+            "-p",
+            "e2e-unreachable",
+            "--driver",
+            "docker",
+            "--no-kubernetes",
+        ])
         .env("MINIK_HOME", home.path())
         .env("DOCKER_HOST", "unix:///nonexistent")
         .env("CI", "true")

@@ -42,10 +42,28 @@ ENGINE="$ENGINE" "$HERE/make-base-image.sh"
 
 start=$(date +%s)
 log "building $IMAGE with $ENGINE"
-"$ENGINE" build -q -t "$IMAGE" "$HERE/images/hello" >/dev/null
-if [[ "$ENGINE" == docker ]]; then
-  # (Not with podman: an attached `podman run --rm` hangs on the minik development machines.)
-  out="$(docker run --rm "$IMAGE")"
-  [[ "$out" == "hello from minik" ]] || die "$IMAGE printed '$out', expected 'hello from minik'"
+buildlog="$(mktemp)"
+trap 'rm -f "$buildlog"' EXIT
+if ! "$ENGINE" build -t "$IMAGE" "$HERE/images/hello" >"$buildlog" 2>&1; then
+  tail -n 30 "$buildlog" >&2
+  die "$ENGINE build failed"
 fi
+
+# Check the default command. Detached + logs: an attached `podman run` hangs on the minik
+# development machines.
+run_opts=()
+if [[ "$ENGINE" == podman ]]; then
+  # podman's default rlimits (nofile 1048576, nproc 32768) can exceed the hard limits of a VM,
+  # and then runc fails ("error setting rlimit type 7/6"): stay within the caller's limits.
+  nofile="$(ulimit -Hn)" nproc="$(ulimit -Hu)"
+  [[ "$nofile" == unlimited || "$nofile" -gt 1048576 ]] && nofile=1048576
+  [[ "$nproc" == unlimited || "$nproc" -gt 32768 ]] && nproc=32768
+  run_opts+=(--ulimit "nofile=$nofile:$nofile" --ulimit "nproc=$nproc:$nproc")
+fi
+check="minik-test-image-check-$$"
+trap 'rm -f "$buildlog"; "$ENGINE" rm -f "$check" >/dev/null 2>&1 || true' EXIT
+"$ENGINE" run -d --name "$check" "${run_opts[@]}" "$IMAGE" >/dev/null
+"$ENGINE" wait "$check" >/dev/null
+out="$("$ENGINE" logs "$check" 2>&1)"
+[[ "$out" == "hello from minik" ]] || die "$IMAGE printed '$out', expected 'hello from minik'"
 log "done: $IMAGE in $(( $(date +%s) - start ))s"

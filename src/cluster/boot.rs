@@ -18,7 +18,11 @@ impl BootReport {
     /// A one-line warning when systemd is degraded.
     pub fn warning(&self) -> Option<String> {
         (self.system_state != "running").then(|| {
-            format!("systemd is {} (failed units: {})", self.system_state, self.failed_units.join(", "))
+            format!(
+                "systemd is {} (failed units: {})",
+                self.system_state,
+                self.failed_units.join(", ")
+            )
         })
     }
 }
@@ -40,24 +44,43 @@ pub async fn wait_for_boot<R: Runner>(runner: &R, timeout: Duration) -> anyhow::
                     match runner.run(&["systemctl", "is-active", "containerd"]).await {
                         Ok(c) if c.stdout_str().trim() == "active" => {
                             let mut failed_units = Vec::new();
-                            if state == "degraded" {
-                                if let Ok(f) =
-                                    runner.run(&["systemctl", "list-units", "--failed", "--no-legend", "--plain"]).await
-                                {
-                                    failed_units = f
-                                        .stdout_str()
-                                        .lines()
-                                        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
-                                        .collect();
-                                }
+                            if state == "degraded"
+                                && let Ok(f) = runner
+                                    .run(&[
+                                        "systemctl",
+                                        "list-units",
+                                        "--failed",
+                                        "--no-legend",
+                                        "--plain",
+                                    ])
+                                    .await
+                            {
+                                failed_units = f
+                                    .stdout_str()
+                                    .lines()
+                                    .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+                                    .collect();
                             }
-                            return Ok(BootReport { system_state: state, failed_units, elapsed: start.elapsed() });
+                            return Ok(BootReport {
+                                system_state: state,
+                                failed_units,
+                                elapsed: start.elapsed(),
+                            });
                         }
-                        Ok(c) => last = format!("systemd {state}, containerd {}", c.stdout_str().trim()),
+                        Ok(c) => {
+                            last = format!("systemd {state}, containerd {}", c.stdout_str().trim())
+                        }
                         Err(e) => last = e.to_string(),
                     }
                 } else {
-                    last = format!("systemd {}", if state.is_empty() { "not answering" } else { &state });
+                    last = format!(
+                        "systemd {}",
+                        if state.is_empty() {
+                            "not answering"
+                        } else {
+                            &state
+                        }
+                    );
                 }
             }
             Err(e) => last = e.to_string(),
@@ -66,8 +89,13 @@ pub async fn wait_for_boot<R: Runner>(runner: &R, timeout: Duration) -> anyhow::
             let node = runner.node();
             return Err(fail_with(
                 &GUEST_TIMEOUT,
-                format!("node {node} did not boot within {}s (last seen: {last})", timeout.as_secs()),
-                format!("Run `minik logs -n {node}` to see its journal; `--keep-on-failure` keeps it for inspection."),
+                format!(
+                    "node {node} did not boot within {}s (last seen: {last})",
+                    timeout.as_secs()
+                ),
+                format!(
+                    "Run `minik logs -n {node}` to see its journal; `--keep-on-failure` keeps it for inspection."
+                ),
             ));
         }
         tokio::time::sleep(POLL).await;
@@ -98,7 +126,9 @@ mod tests {
             stdout: "foo.service loaded failed failed Foo\n".into(),
             stderr: String::new(),
         });
-        let report = wait_for_boot(&runner, Duration::from_secs(2)).await.unwrap();
+        let report = wait_for_boot(&runner, Duration::from_secs(2))
+            .await
+            .unwrap();
         assert_eq!(report.failed_units, vec!["foo.service".to_string()]);
         assert!(report.warning().unwrap().contains("foo.service"));
     }
@@ -115,7 +145,9 @@ mod tests {
             stdout: "starting\n".into(),
             stderr: String::new(),
         });
-        let err = wait_for_boot(&runner, Duration::from_millis(300)).await.unwrap_err();
+        let err = wait_for_boot(&runner, Duration::from_millis(300))
+            .await
+            .unwrap_err();
         assert!(format!("{err}").contains("systemd starting"), "{err}");
         assert_eq!(crate::errors::classify(&err).0.id, "GUEST_TIMEOUT");
     }

@@ -19,7 +19,12 @@ pub async fn provision<D: Driver>(
     boot_timeout: Duration,
 ) -> anyhow::Result<()> {
     let step = reporter.step("prepare", format!("Preparing {} resources", driver.name()));
-    step.finish_with(driver.prepare(request).await.context("preparing the profile's network"))?;
+    step.finish_with(
+        driver
+            .prepare(request)
+            .await
+            .context("preparing the profile's network"),
+    )?;
 
     let title = match nodes.len() {
         1 => format!("Creating node {}", nodes[0].name),
@@ -27,12 +32,21 @@ pub async fn provision<D: Driver>(
     };
     let step = reporter.step("create-nodes", title);
     let created = try_join_all(nodes.iter().map(|n| async move {
-        driver.create_node(request, n, reporter).await.with_context(|| format!("creating node {}", n.name))
+        driver
+            .create_node(request, n, reporter)
+            .await
+            .with_context(|| format!("creating node {}", n.name))
     }))
     .await;
     step.finish_with(created)?;
 
-    wait_all_booted(driver, nodes.iter().map(|n| n.name.as_str()), reporter, boot_timeout).await
+    wait_all_booted(
+        driver,
+        nodes.iter().map(|n| n.name.as_str()),
+        reporter,
+        boot_timeout,
+    )
+    .await
 }
 
 /// Waits until every named node runs systemd and containerd.
@@ -65,21 +79,44 @@ pub async fn start_existing<D: Driver>(
     reporter: &Reporter,
     boot_timeout: Duration,
 ) -> anyhow::Result<()> {
-    let live = driver.list_nodes(&request.profile).await.context("reading the nodes' state")?;
-    let missing: Vec<&NodeSpec> = wanted.iter().filter(|w| !live.iter().any(|l| l.name == w.name)).collect();
+    let live = driver
+        .list_nodes(&request.profile)
+        .await
+        .context("reading the nodes' state")?;
+    let missing: Vec<&NodeSpec> = wanted
+        .iter()
+        .filter(|w| !live.iter().any(|l| l.name == w.name))
+        .collect();
     if !missing.is_empty() {
         let step = reporter.step("prepare", format!("Preparing {} resources", driver.name()));
-        step.finish_with(driver.prepare(request).await.context("preparing the profile's network"))?;
-        let step = reporter.step("create-nodes", format!("Recreating {} missing node(s)", missing.len()));
+        step.finish_with(
+            driver
+                .prepare(request)
+                .await
+                .context("preparing the profile's network"),
+        )?;
+        let step = reporter.step(
+            "create-nodes",
+            format!("Recreating {} missing node(s)", missing.len()),
+        );
         let r = try_join_all(missing.iter().map(|n| async move {
-            driver.create_node(request, n, reporter).await.with_context(|| format!("creating node {}", n.name))
+            driver
+                .create_node(request, n, reporter)
+                .await
+                .with_context(|| format!("creating node {}", n.name))
         }))
         .await;
         step.finish_with(r)?;
     }
-    let to_start: Vec<_> = live.iter().filter(|n| n.state != HostState::Running).collect();
+    let to_start: Vec<_> = live
+        .iter()
+        .filter(|n| n.state != HostState::Running)
+        .collect();
     if !to_start.is_empty() {
-        let step = reporter.step("start-nodes", format!("Starting {} node(s)", to_start.len()));
+        let step = reporter.step(
+            "start-nodes",
+            format!("Starting {} node(s)", to_start.len()),
+        );
         let r = try_join_all(to_start.iter().map(|n| async move {
             match n.state {
                 HostState::Paused => driver.unpause_node(&n.name).await,
@@ -90,21 +127,40 @@ pub async fn start_existing<D: Driver>(
         .await;
         step.finish_with(r)?;
     }
-    let unknown: Vec<&str> = live.iter().filter(|l| !wanted.iter().any(|w| w.name == l.name)).map(|l| l.name.as_str()).collect();
+    let unknown: Vec<&str> = live
+        .iter()
+        .filter(|l| !wanted.iter().any(|w| w.name == l.name))
+        .map(|l| l.name.as_str())
+        .collect();
     if !unknown.is_empty() {
-        reporter.warn(&format!("ignoring nodes not in the profile: {}", unknown.join(", ")));
+        reporter.warn(&format!(
+            "ignoring nodes not in the profile: {}",
+            unknown.join(", ")
+        ));
     }
-    wait_all_booted(driver, wanted.iter().map(|n| n.name.as_str()), reporter, boot_timeout).await
+    wait_all_booted(
+        driver,
+        wanted.iter().map(|n| n.name.as_str()),
+        reporter,
+        boot_timeout,
+    )
+    .await
 }
 
 /// Runs `f` on every node of the profile in parallel, failing with GUEST_PROVISION context.
-pub async fn for_each_node<'a, D, F, Fut>(names: &'a [String], driver: &'a D, f: F) -> anyhow::Result<()>
+pub async fn for_each_node<'a, D, F, Fut>(
+    names: &'a [String],
+    driver: &'a D,
+    f: F,
+) -> anyhow::Result<()>
 where
     D: Driver,
     F: Fn(&'a D, &'a str) -> Fut,
     Fut: std::future::Future<Output = anyhow::Result<()>>,
 {
-    try_join_all(names.iter().map(|n| f(driver, n))).await.map(|_| ())
+    try_join_all(names.iter().map(|n| f(driver, n)))
+        .await
+        .map(|_| ())
 }
 
 /// The error for a node that is not in the profile.

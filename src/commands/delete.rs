@@ -37,7 +37,8 @@ async fn delete_one(ctx: &Context, name: &str, all: Option<&[AnyDriver]>) -> any
         Ok(ProfileLoad::Found(p)) => Some(p.driver),
         Ok(ProfileLoad::Missing) => None,
         Err(e) => {
-            ctx.reporter.warn(&format!("{e:#}; looking for its resources on every engine"));
+            ctx.reporter
+                .warn(&format!("{e:#}; looking for its resources on every engine"));
             None
         }
     };
@@ -53,7 +54,9 @@ async fn delete_one(ctx: &Context, name: &str, all: Option<&[AnyDriver]>) -> any
             &owned
         }
     };
-    let step = ctx.reporter.step("delete", format!("Deleting profile \"{name}\""));
+    let step = ctx
+        .reporter
+        .step("delete", format!("Deleting profile \"{name}\""));
     let mut report = DeleteReport::default();
     for d in drivers {
         match d.delete_profile(name).await {
@@ -65,7 +68,8 @@ async fn delete_one(ctx: &Context, name: &str, all: Option<&[AnyDriver]>) -> any
             }
             Err(e) => {
                 step.fail(&e.to_string());
-                return Err(anyhow::Error::from(e).context(format!("deleting profile \"{name}\" on {}", d.name())));
+                return Err(anyhow::Error::from(e)
+                    .context(format!("deleting profile \"{name}\" on {}", d.name())));
             }
         }
     }
@@ -78,7 +82,9 @@ async fn delete_one(ctx: &Context, name: &str, all: Option<&[AnyDriver]>) -> any
     };
     step.done();
     if report.is_empty() && !had_dir {
-        ctx.reporter.info(&format!("Profile \"{name}\" does not exist: nothing to delete"));
+        ctx.reporter.info(&format!(
+            "Profile \"{name}\" does not exist: nothing to delete"
+        ));
     } else {
         ctx.reporter.info(&format!(
             "Deleted profile \"{name}\": {} node(s), {} volume(s), {} network(s)",
@@ -87,6 +93,7 @@ async fn delete_one(ctx: &Context, name: &str, all: Option<&[AnyDriver]>) -> any
             report.networks.len()
         ));
     }
-    ctx.reporter.event(json!({"type": "result", "profile": name, "deleted": report}));
+    ctx.reporter
+        .event(json!({"type": "result", "profile": name, "deleted": report}));
     Ok(())
 }

@@ -11,14 +11,19 @@ use serde_json::json;
 use std::time::Duration;
 
 pub async fn stop(ctx: &Context, args: StopArgs) -> anyhow::Result<u8> {
-    let names = if args.all { Profile::list_names(&ctx.home)? } else { vec![ctx.profile_name()?.to_string()] };
+    let names = if args.all {
+        Profile::list_names(&ctx.home)?
+    } else {
+        vec![ctx.profile_name()?.to_string()]
+    };
     for name in names {
         let _lock = ProfileLock::acquire(&ctx.home, &name)?;
         let profile = match Profile::load(&ctx.home, &name) {
             Ok(ProfileLoad::Found(p)) => p,
             Ok(ProfileLoad::Missing) => return Err(super::not_found(&name)),
             Err(e) if args.all => {
-                ctx.reporter.warn(&format!("skipping profile {name}: {e:#}"));
+                ctx.reporter
+                    .warn(&format!("skipping profile {name}: {e:#}"));
                 continue;
             }
             Err(e) => return Err(e),
@@ -34,20 +39,35 @@ async fn stop_profile(ctx: &Context, profile: &Profile, timeout: Duration) -> an
         .nodes
         .iter()
         .map(|n| n.name.as_str())
-        .filter(|n| matches!(state_of(&live, n), HostState::Running | HostState::Paused | HostState::Starting | HostState::Error))
+        .filter(|n| {
+            matches!(
+                state_of(&live, n),
+                HostState::Running | HostState::Paused | HostState::Starting | HostState::Error
+            )
+        })
         .collect();
     if to_stop.is_empty() {
-        ctx.reporter.info(&format!("Profile \"{}\" is already stopped", profile.name));
+        ctx.reporter
+            .info(&format!("Profile \"{}\" is already stopped", profile.name));
     } else {
-        let step = ctx.reporter.step("stop-nodes", format!("Stopping {} node(s) of \"{}\"", to_stop.len(), profile.name));
+        let step = ctx.reporter.step(
+            "stop-nodes",
+            format!("Stopping {} node(s) of \"{}\"", to_stop.len(), profile.name),
+        );
         let r = try_join_all(to_stop.iter().map(|n| {
             let driver = &driver;
-            async move { driver.stop_node(n, timeout).await.with_context(|| format!("stopping node {n}")) }
+            async move {
+                driver
+                    .stop_node(n, timeout)
+                    .await
+                    .with_context(|| format!("stopping node {n}"))
+            }
         }))
         .await;
         step.finish_with(r)?;
     }
-    ctx.reporter.event(json!({"type": "result", "profile": profile.name, "status": "Stopped"}));
+    ctx.reporter
+        .event(json!({"type": "result", "profile": profile.name, "status": "Stopped"}));
     Ok(())
 }
 
@@ -64,14 +84,23 @@ pub async fn pause(ctx: &Context) -> anyhow::Result<u8> {
             other => return Err(not_running(&profile.name, &n.name, other)),
         }
     }
-    let step = ctx.reporter.step("pause", format!("Pausing {} node(s) of \"{}\"", to_pause.len(), profile.name));
+    let step = ctx.reporter.step(
+        "pause",
+        format!("Pausing {} node(s) of \"{}\"", to_pause.len(), profile.name),
+    );
     let r = try_join_all(to_pause.iter().map(|n| {
         let driver = &driver;
-        async move { driver.pause_node(n).await.with_context(|| format!("pausing node {n}")) }
+        async move {
+            driver
+                .pause_node(n)
+                .await
+                .with_context(|| format!("pausing node {n}"))
+        }
     }))
     .await;
     step.finish_with(r)?;
-    ctx.reporter.event(json!({"type": "result", "profile": profile.name, "status": "Paused"}));
+    ctx.reporter
+        .event(json!({"type": "result", "profile": profile.name, "status": "Paused"}));
     Ok(0)
 }
 
@@ -88,14 +117,27 @@ pub async fn unpause(ctx: &Context) -> anyhow::Result<u8> {
             other => return Err(not_running(&profile.name, &n.name, other)),
         }
     }
-    let step = ctx.reporter.step("unpause", format!("Resuming {} node(s) of \"{}\"", to_unpause.len(), profile.name));
+    let step = ctx.reporter.step(
+        "unpause",
+        format!(
+            "Resuming {} node(s) of \"{}\"",
+            to_unpause.len(),
+            profile.name
+        ),
+    );
     let r = try_join_all(to_unpause.iter().map(|n| {
         let driver = &driver;
-        async move { driver.unpause_node(n).await.with_context(|| format!("resuming node {n}")) }
+        async move {
+            driver
+                .unpause_node(n)
+                .await
+                .with_context(|| format!("resuming node {n}"))
+        }
     }))
     .await;
     step.finish_with(r)?;
-    ctx.reporter.event(json!({"type": "result", "profile": profile.name, "status": "Running"}));
+    ctx.reporter
+        .event(json!({"type": "result", "profile": profile.name, "status": "Running"}));
     Ok(0)
 }
 

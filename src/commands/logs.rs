@@ -7,8 +7,17 @@ use minik_driver_api::{Driver, ExecRequest, Runner};
 
 /// The journalctl command line for the given options.
 pub fn journal_argv(args: &LogsArgs) -> Vec<String> {
-    let mut argv: Vec<String> =
-        ["journalctl", "--no-pager", "--no-hostname", "-o", "short-precise", "-n"].iter().map(|s| s.to_string()).collect();
+    let mut argv: Vec<String> = [
+        "journalctl",
+        "--no-pager",
+        "--no-hostname",
+        "-o",
+        "short-precise",
+        "-n",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     argv.push(args.lines.to_string());
     if let Some(unit) = &args.unit {
         argv.push("-u".into());
@@ -28,10 +37,20 @@ pub async fn run(ctx: &Context, args: LogsArgs) -> anyhow::Result<u8> {
     let runner = driver.runner(&node.name);
     let mut stdout = tokio::io::stdout();
     let mut stderr = tokio::io::stderr();
-    let code = runner.exec_streaming(ExecRequest::new(journal_argv(&args)), &mut stdout, &mut stderr).await?;
+    let code = runner
+        .exec_streaming(
+            ExecRequest::new(journal_argv(&args)),
+            &mut stdout,
+            &mut stderr,
+        )
+        .await?;
     tokio::io::AsyncWriteExt::flush(&mut stdout).await.ok();
     if code != 0 {
-        return Err(crate::cluster::command_failed(&node.name, "journalctl", &format!("exit code {code}")));
+        return Err(crate::cluster::command_failed(
+            &node.name,
+            "journalctl",
+            &format!("exit code {code}"),
+        ));
     }
     Ok(0)
 }

@@ -26,8 +26,16 @@ pub struct Context {
 
 impl Context {
     pub fn new(global: GlobalArgs) -> anyhow::Result<Context> {
-        let mode = Mode::detect(global.output == OutputFormat::Json, global.no_progress, global.quiet);
-        Ok(Context { home: Home::from_env()?, reporter: Reporter::new(mode), global })
+        let mode = Mode::detect(
+            global.output == OutputFormat::Json,
+            global.no_progress,
+            global.quiet,
+        );
+        Ok(Context {
+            home: Home::from_env()?,
+            reporter: Reporter::new(mode),
+            global,
+        })
     }
 
     pub fn json(&self) -> bool {
@@ -53,13 +61,22 @@ pub fn not_found(name: &str) -> anyhow::Error {
     let advice = if name == "minik" {
         "Create it with `minik start`, or list profiles with `minik profile list`.".to_string()
     } else {
-        format!("Create it with `minik start -p {name}`, or list profiles with `minik profile list`.")
+        format!(
+            "Create it with `minik start -p {name}`, or list profiles with `minik profile list`."
+        )
     };
-    fail_with(&GUEST_NOT_FOUND, format!("profile \"{name}\" does not exist"), advice)
+    fail_with(
+        &GUEST_NOT_FOUND,
+        format!("profile \"{name}\" does not exist"),
+        advice,
+    )
 }
 
 /// Connects to a profile's driver and reads its nodes' live state.
-pub async fn live_nodes(ctx: &Context, profile: &Profile) -> anyhow::Result<(AnyDriver, Vec<NodeInfo>)> {
+pub async fn live_nodes(
+    ctx: &Context,
+    profile: &Profile,
+) -> anyhow::Result<(AnyDriver, Vec<NodeInfo>)> {
     let driver = AnyDriver::connect(&profile.driver, &ctx.home)?;
     driver.check().await?;
     let nodes = driver.list_nodes(&profile.name).await?;
@@ -68,7 +85,10 @@ pub async fn live_nodes(ctx: &Context, profile: &Profile) -> anyhow::Result<(Any
 
 /// The live state of one recorded node (Nonexistent when the engine has no such node).
 pub fn state_of(live: &[NodeInfo], name: &str) -> HostState {
-    live.iter().find(|n| n.name == name).map(|n| n.state).unwrap_or(HostState::Nonexistent)
+    live.iter()
+        .find(|n| n.name == name)
+        .map(|n| n.state)
+        .unwrap_or(HostState::Nonexistent)
 }
 
 /// Runs a parsed command.
@@ -80,10 +100,14 @@ pub async fn run(ctx: &Context, command: Command) -> anyhow::Result<u8> {
         Command::Pause => lifecycle::pause(ctx).await,
         Command::Unpause => lifecycle::unpause(ctx).await,
         Command::Delete(args) => delete::run(ctx, args).await,
-        Command::Profile { command: ProfileCommand::List } => profile::list(ctx).await,
+        Command::Profile {
+            command: ProfileCommand::List,
+        } => profile::list(ctx).await,
         Command::Ssh(args) => ssh::run(ctx, args).await,
         Command::Logs(args) => logs::run(ctx, args).await,
-        Command::NodeImage { command: NodeImageCommand::Build(args) } => node_image::build(ctx, args).await,
+        Command::NodeImage {
+            command: NodeImageCommand::Build(args),
+        } => node_image::build(ctx, args).await,
         Command::Version => {
             version(ctx);
             Ok(0)
@@ -100,9 +124,15 @@ fn version(ctx: &Context) {
     let version = env!("CARGO_PKG_VERSION");
     let recipe = crate::node_image::recipe_hash();
     if ctx.json() {
-        println!("{}", serde_json::json!({"version": version, "node_image_recipe": recipe}));
+        println!(
+            "{}",
+            serde_json::json!({"version": version, "node_image_recipe": recipe})
+        );
     } else {
         println!("minik version v{version}");
-        println!("node image recipe: {recipe} ({})", crate::node_image::default_tag("none"));
+        println!(
+            "node image recipe: {recipe} ({})",
+            crate::node_image::default_tag("none")
+        );
     }
 }

@@ -22,8 +22,14 @@ pub struct BuildPlan {
 impl BuildPlan {
     pub fn build_args(&self) -> HashMap<String, String> {
         HashMap::from([
-            ("KUBERNETES_VERSION".to_string(), self.kubernetes_version.clone()),
-            ("CONTAINERD_SOURCE".to_string(), self.containerd_source.as_str().to_string()),
+            (
+                "KUBERNETES_VERSION".to_string(),
+                self.kubernetes_version.clone(),
+            ),
+            (
+                "CONTAINERD_SOURCE".to_string(),
+                self.containerd_source.as_str().to_string(),
+            ),
             ("BASE_IMAGE".to_string(), self.base_image.clone()),
         ])
     }
@@ -34,19 +40,30 @@ pub async fn build(ctx: &Context, args: NodeImageBuildArgs) -> anyhow::Result<u8
     if version != "none" {
         let valid = version.strip_prefix('v').is_some_and(|v| {
             let parts: Vec<&str> = v.split('.').collect();
-            parts.len() == 3 && parts.iter().all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+            parts.len() == 3
+                && parts
+                    .iter()
+                    .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
         });
         if !valid {
-            return Err(fail(&USAGE, format!("--kubernetes-version {version:?} is neither `none` nor vX.Y.Z")));
+            return Err(fail(
+                &USAGE,
+                format!("--kubernetes-version {version:?} is neither `none` nor vX.Y.Z"),
+            ));
         }
         return Err(fail_with(
             &GUEST_UNSUPPORTED,
-            format!("building a node image with Kubernetes {version} is not available in this build yet"),
+            format!(
+                "building a node image with Kubernetes {version} is not available in this build yet"
+            ),
             "Build the container-runtime image with `minik node-image build --kubernetes-version none`.",
         ));
     }
     let plan = BuildPlan {
-        tag: args.tag.clone().unwrap_or_else(|| node_image::default_tag(&version)),
+        tag: args
+            .tag
+            .clone()
+            .unwrap_or_else(|| node_image::default_tag(&version)),
         kubernetes_version: version,
         base_image: args.base_image.clone(),
         containerd_source: args.containerd_source,
@@ -59,10 +76,16 @@ pub async fn build(ctx: &Context, args: NodeImageBuildArgs) -> anyhow::Result<u8
     let driver = AnyDriver::connect(&args.driver, &ctx.home)?;
     driver.check().await?;
     let Some(docker) = driver.as_docker() else {
-        return Err(fail(&USAGE, format!("the {} driver cannot build images", driver.name())));
+        return Err(fail(
+            &USAGE,
+            format!("the {} driver cannot build images", driver.name()),
+        ));
     };
     if !args.force && docker.image_exists(&plan.tag).await? {
-        ctx.reporter.info(&format!("Node image {} is already present (use --force to rebuild)", plan.tag));
+        ctx.reporter.info(&format!(
+            "Node image {} is already present (use --force to rebuild)",
+            plan.tag
+        ));
         print_result(ctx, &plan.tag);
         return Ok(0);
     }
@@ -73,7 +96,8 @@ pub async fn build(ctx: &Context, args: NodeImageBuildArgs) -> anyhow::Result<u8
 
 fn print_result(ctx: &Context, tag: &str) {
     if ctx.json() {
-        ctx.reporter.event(serde_json::json!({"type": "result", "image": tag}));
+        ctx.reporter
+            .event(serde_json::json!({"type": "result", "image": tag}));
     } else {
         println!("{tag}");
     }
@@ -92,7 +116,9 @@ pub async fn build_default(ctx: &Context, docker: &DockerDriver, tag: &str) -> a
 
 async fn build_plan(ctx: &Context, docker: &DockerDriver, plan: &BuildPlan) -> anyhow::Result<()> {
     let context = node_image::context_tar(&[])?;
-    let mut step = ctx.reporter.step("build-image", format!("Building node image {}", plan.tag));
+    let mut step = ctx
+        .reporter
+        .step("build-image", format!("Building node image {}", plan.tag));
     let plain = ctx.reporter.mode() == Mode::Plain;
     let mut last_lines: Vec<String> = Vec::new();
     let result = docker
@@ -102,7 +128,11 @@ async fn build_plan(ctx: &Context, docker: &DockerDriver, plan: &BuildPlan) -> a
                 if plain {
                     ctx.reporter.info(&format!("  {line}"));
                 }
-                step.set_title(format!("Building node image {} ({})", plan.tag, line.split(" : ").next().unwrap_or(line)));
+                step.set_title(format!(
+                    "Building node image {} ({})",
+                    plan.tag,
+                    line.split(" : ").next().unwrap_or(line)
+                ));
             }
             ctx.reporter.detail(line);
             last_lines.push(line.to_string());
@@ -119,7 +149,10 @@ async fn build_plan(ctx: &Context, docker: &DockerDriver, plan: &BuildPlan) -> a
         Err(e) => {
             step.fail(&e.to_string());
             let msg = e.to_string();
-            let advice = if msg.contains(&plan.base_image) || msg.contains("pull access") || msg.contains("manifest") {
+            let advice = if msg.contains(&plan.base_image)
+                || msg.contains("pull access")
+                || msg.contains("manifest")
+            {
                 format!(
                     "The base image {} could not be found or pulled. Without registry access, create it locally (see tests/make-base-image.sh).",
                     plan.base_image
@@ -127,7 +160,11 @@ async fn build_plan(ctx: &Context, docker: &DockerDriver, plan: &BuildPlan) -> a
             } else {
                 format!("The build's last output:\n{}", last_lines.join("\n"))
             };
-            Err(fail_with(&DRV_IMAGE, format!("building node image {} failed: {msg}", plan.tag), advice))
+            Err(fail_with(
+                &DRV_IMAGE,
+                format!("building node image {} failed: {msg}", plan.tag),
+                advice,
+            ))
         }
     }
 }

@@ -42,7 +42,8 @@ pub async fn list(ctx: &Context) -> anyhow::Result<u8> {
                 let status = match AnyDriver::connect(&p.driver, &ctx.home) {
                     Ok(d) => match d.list_nodes(&p.name).await {
                         Ok(live) => {
-                            let states: Vec<HostState> = p.nodes.iter().map(|n| state_of(&live, &n.name)).collect();
+                            let states: Vec<HostState> =
+                                p.nodes.iter().map(|n| state_of(&live, &n.name)).collect();
                             summarize(&states).to_string()
                         }
                         Err(_) => "Unknown".to_string(),
@@ -58,7 +59,13 @@ pub async fn list(ctx: &Context) -> anyhow::Result<u8> {
                 }
             }
             Ok(ProfileLoad::Missing) => continue,
-            Err(_) => ProfileRow { name: name.clone(), driver: "?".into(), nodes: 0, status: "Corrupt".into(), kubernetes: None },
+            Err(_) => ProfileRow {
+                name: name.clone(),
+                driver: "?".into(),
+                nodes: 0,
+                status: "Corrupt".into(),
+                kubernetes: None,
+            },
         };
         rows.push(row);
     }
@@ -67,7 +74,13 @@ pub async fn list(ctx: &Context) -> anyhow::Result<u8> {
         for p in d.list_profiles().await.unwrap_or_default() {
             if !names.contains(&p) && !rows.iter().any(|r| r.name == p) {
                 let nodes = d.list_nodes(&p).await.map(|n| n.len()).unwrap_or(0);
-                rows.push(ProfileRow { name: p, driver: d.name().into(), nodes, status: "Orphaned".into(), kubernetes: None });
+                rows.push(ProfileRow {
+                    name: p,
+                    driver: d.name().into(),
+                    nodes,
+                    status: "Orphaned".into(),
+                    kubernetes: None,
+                });
             }
         }
     }
@@ -76,7 +89,10 @@ pub async fn list(ctx: &Context) -> anyhow::Result<u8> {
     } else if rows.is_empty() {
         println!("No profiles. Create one with `minik start`.");
     } else {
-        println!("{:<20} {:<8} {:>5}  {:<9} KUBERNETES", "PROFILE", "DRIVER", "NODES", "STATUS");
+        println!(
+            "{:<20} {:<8} {:>5}  {:<9} KUBERNETES",
+            "PROFILE", "DRIVER", "NODES", "STATUS"
+        );
         for r in &rows {
             println!(
                 "{:<20} {:<8} {:>5}  {:<9} {}",

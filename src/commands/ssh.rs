@@ -28,7 +28,11 @@ pub fn require_running(profile: &Profile, node: &str, state: HostState) -> anyho
     } else {
         format!("Start it with `minik start -p {}`.", profile.name)
     };
-    Err(fail_with(&GUEST_NOT_RUNNING, format!("node {node} is {state}"), advice))
+    Err(fail_with(
+        &GUEST_NOT_RUNNING,
+        format!("node {node} is {state}"),
+        advice,
+    ))
 }
 
 pub async fn run(ctx: &Context, args: SshArgs) -> anyhow::Result<u8> {
@@ -40,10 +44,17 @@ pub async fn run(ctx: &Context, args: SshArgs) -> anyhow::Result<u8> {
 
     let interactive = args.command.is_empty();
     let tty = interactive && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    let argv = if interactive { vec!["/bin/bash".to_string(), "-l".to_string()] } else { args.command.clone() };
+    let argv = if interactive {
+        vec!["/bin/bash".to_string(), "-l".to_string()]
+    } else {
+        args.command.clone()
+    };
     let mut request = ExecRequest::new(argv);
     request.tty = tty;
-    request.env.push(format!("TERM={}", std::env::var("TERM").unwrap_or_else(|_| "xterm".into())));
+    request.env.push(format!(
+        "TERM={}",
+        std::env::var("TERM").unwrap_or_else(|_| "xterm".into())
+    ));
     // Pipe stdin through when it is a pipe or file (`docker save X | minik ssh -- ctr import -`)
     // or for an interactive shell; a terminal with a one-off command keeps it to itself.
     if !std::io::stdin().is_terminal() || interactive {
@@ -57,7 +68,9 @@ pub async fn run(ctx: &Context, args: SshArgs) -> anyhow::Result<u8> {
     };
     let mut stdout = tokio::io::stdout();
     let mut stderr = tokio::io::stderr();
-    let code = runner.exec_streaming(request, &mut stdout, &mut stderr).await?;
+    let code = runner
+        .exec_streaming(request, &mut stdout, &mut stderr)
+        .await?;
     tokio::io::AsyncWriteExt::flush(&mut stdout).await.ok();
     Ok(code.clamp(0, 255) as u8)
 }
@@ -89,7 +102,12 @@ mod terminal {
 
     /// (columns, rows) of the terminal on stdout.
     pub fn size() -> Option<(u16, u16)> {
-        let mut ws = nix::libc::winsize { ws_row: 0, ws_col: 0, ws_xpixel: 0, ws_ypixel: 0 };
+        let mut ws = nix::libc::winsize {
+            ws_row: 0,
+            ws_col: 0,
+            ws_xpixel: 0,
+            ws_ypixel: 0,
+        };
         // SAFETY: TIOCGWINSZ writes a winsize into the pointed-to struct, which lives on our stack.
         let r = unsafe { nix::libc::ioctl(1, nix::libc::TIOCGWINSZ, &mut ws) };
         (r == 0 && ws.ws_col > 0).then_some((ws.ws_col, ws.ws_row))

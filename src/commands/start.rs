@@ -4,7 +4,9 @@ use super::Context;
 use crate::cli::{StartArgs, parse_memory_mib};
 use crate::cluster;
 use crate::drivers::AnyDriver;
-use crate::errors::{DRV_IMAGE, GUEST_PROFILE_ORPHANED, GUEST_UNSUPPORTED, INTERRUPTED, USAGE, fail, fail_with};
+use crate::errors::{
+    DRV_IMAGE, GUEST_PROFILE_ORPHANED, GUEST_UNSUPPORTED, INTERRUPTED, USAGE, fail, fail_with,
+};
 use crate::state::{Profile, ProfileLoad, ProfileLock};
 use minik_driver_api::{ClusterRequest, Driver, NodeSpec};
 use serde_json::json;
@@ -27,19 +29,24 @@ pub async fn run(ctx: &Context, args: StartArgs) -> anyhow::Result<u8> {
 
 /// Checks flags before anything is touched; returns the memory in MiB.
 fn validate(args: &StartArgs) -> anyhow::Result<Option<u64>> {
-    if let Some(n) = args.nodes {
-        if n == 0 || n > MAX_NODES {
-            return Err(fail_with(
-                &USAGE,
-                format!("--nodes {n} is out of range"),
-                format!("A profile has 1 to {MAX_NODES} nodes: one control plane plus workers."),
-            ));
-        }
+    if let Some(n) = args.nodes
+        && (n == 0 || n > MAX_NODES)
+    {
+        return Err(fail_with(
+            &USAGE,
+            format!("--nodes {n} is out of range"),
+            format!("A profile has 1 to {MAX_NODES} nodes: one control plane plus workers."),
+        ));
     }
     if let Some(cpus) = args.cpus {
-        let host = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1) as f64;
-        if !(cpus > 0.0) || !cpus.is_finite() {
-            return Err(fail(&USAGE, format!("--cpus {cpus} must be a positive number")));
+        let host = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1) as f64;
+        if cpus.is_nan() || cpus <= 0.0 || !cpus.is_finite() {
+            return Err(fail(
+                &USAGE,
+                format!("--cpus {cpus} must be a positive number"),
+            ));
         }
         if cpus > host {
             return Err(fail_with(
@@ -63,10 +70,13 @@ fn validate(args: &StartArgs) -> anyhow::Result<Option<u64>> {
             Some(mib)
         }
     };
-    if let Some(v) = &args.kubernetes_version {
-        if args.no_kubernetes {
-            return Err(fail(&USAGE, format!("--kubernetes-version {v} contradicts --no-kubernetes")));
-        }
+    if let Some(v) = &args.kubernetes_version
+        && args.no_kubernetes
+    {
+        return Err(fail(
+            &USAGE,
+            format!("--kubernetes-version {v} contradicts --no-kubernetes"),
+        ));
     }
     Ok(memory)
 }
@@ -81,7 +91,12 @@ fn request_for(profile: &Profile) -> ClusterRequest {
     }
 }
 
-async fn create(ctx: &Context, args: &StartArgs, name: &str, memory_mib: Option<u64>) -> anyhow::Result<u8> {
+async fn create(
+    ctx: &Context,
+    args: &StartArgs,
+    name: &str,
+    memory_mib: Option<u64>,
+) -> anyhow::Result<u8> {
     if !args.no_kubernetes {
         return Err(fail_with(
             &GUEST_UNSUPPORTED,
@@ -91,13 +106,21 @@ async fn create(ctx: &Context, args: &StartArgs, name: &str, memory_mib: Option<
     }
     let reporter = &ctx.reporter;
     let step = reporter.step("engine", "Checking the container engine");
-    let (driver, info) = step.finish_with(AnyDriver::choose(args.driver.as_deref(), &ctx.home).await)?;
-    reporter.info(&format!("Using the {} driver ({})", driver.name(), info.version));
+    let (driver, info) =
+        step.finish_with(AnyDriver::choose(args.driver.as_deref(), &ctx.home).await)?;
+    reporter.info(&format!(
+        "Using the {} driver ({})",
+        driver.name(),
+        info.version
+    ));
 
     if driver.list_profiles().await?.iter().any(|p| p == name) {
         return Err(fail_with(
             &GUEST_PROFILE_ORPHANED,
-            format!("{} resources labelled with profile \"{name}\" exist, but the profile has no profile file", driver.name()),
+            format!(
+                "{} resources labelled with profile \"{name}\" exist, but the profile has no profile file",
+                driver.name()
+            ),
             format!("Run `minik delete -p {name}` to remove them, then start again."),
         ));
     }
@@ -136,13 +159,18 @@ async fn create(ctx: &Context, args: &StartArgs, name: &str, memory_mib: Option<
             ));
         } else {
             let step = reporter.step("cleanup", "Removing what this start created");
-            let cleaned = driver.delete_profile(name).await.map_err(anyhow::Error::from);
+            let cleaned = driver
+                .delete_profile(name)
+                .await
+                .map_err(anyhow::Error::from);
             let removed = Profile::remove_dir(&ctx.home, name);
             match (cleaned, removed) {
                 (Ok(_), Ok(_)) => step.done(),
                 (Err(e), _) | (_, Err(e)) => {
                     step.fail(&format!("{e:#}"));
-                    reporter.warn(&format!("cleanup failed: {e:#}; run `minik delete -p {name}`"));
+                    reporter.warn(&format!(
+                        "cleanup failed: {e:#}; run `minik delete -p {name}`"
+                    ));
                 }
             }
         }
@@ -153,21 +181,37 @@ async fn create(ctx: &Context, args: &StartArgs, name: &str, memory_mib: Option<
 
 async fn restart(ctx: &Context, args: &StartArgs, profile: Profile) -> anyhow::Result<u8> {
     let reporter = &ctx.reporter;
-    if let Some(d) = &args.driver {
-        if d != &profile.driver {
-            return Err(fail_with(
-                &USAGE,
-                format!("profile \"{}\" uses the {} driver, not {d}", profile.name, profile.driver),
-                format!("Drop --driver, or delete the profile first with `minik delete -p {}`.", profile.name),
-            ));
-        }
+    if let Some(d) = &args.driver
+        && d != &profile.driver
+    {
+        return Err(fail_with(
+            &USAGE,
+            format!(
+                "profile \"{}\" uses the {} driver, not {d}",
+                profile.name, profile.driver
+            ),
+            format!(
+                "Drop --driver, or delete the profile first with `minik delete -p {}`.",
+                profile.name
+            ),
+        ));
     }
     let ignored: Vec<&str> = [
-        (args.nodes.is_some_and(|n| n as usize != profile.nodes.len()), "--nodes"),
+        (
+            args.nodes
+                .is_some_and(|n| n as usize != profile.nodes.len()),
+            "--nodes",
+        ),
         (args.cpus.is_some() && args.cpus != profile.cpus, "--cpus"),
         (args.memory.is_some(), "--memory"),
-        (args.image.as_ref().is_some_and(|i| i != &profile.image), "--image"),
-        (args.no_kubernetes != profile.kubernetes.is_none(), "--no-kubernetes"),
+        (
+            args.image.as_ref().is_some_and(|i| i != &profile.image),
+            "--image",
+        ),
+        (
+            args.no_kubernetes != profile.kubernetes.is_none(),
+            "--no-kubernetes",
+        ),
     ]
     .into_iter()
     .filter_map(|(differs, flag)| differs.then_some(flag))
@@ -187,7 +231,13 @@ async fn restart(ctx: &Context, args: &StartArgs, profile: Profile) -> anyhow::R
     if !driver.list_nodes(&profile.name).await?.is_empty() || profile.image.is_empty() {
         // Existing nodes keep the image they were created from.
     } else {
-        ensure_image(ctx, &driver, &profile.image, profile.image == crate::node_image::default_tag("none")).await?;
+        ensure_image(
+            ctx,
+            &driver,
+            &profile.image,
+            profile.image == crate::node_image::default_tag("none"),
+        )
+        .await?;
     }
     cluster::start_existing(&driver, &request, &nodes, reporter, args.wait_timeout).await?;
     finish(ctx, &driver, &profile, "started").await
@@ -195,8 +245,15 @@ async fn restart(ctx: &Context, args: &StartArgs, profile: Profile) -> anyhow::R
 
 /// Makes sure the node image is in the engine: builds minik's own image when it is missing,
 /// refuses a missing user-supplied one.
-async fn ensure_image(ctx: &Context, driver: &AnyDriver, image: &str, is_default: bool) -> anyhow::Result<()> {
-    let Some(docker) = driver.as_docker() else { return Ok(()) };
+async fn ensure_image(
+    ctx: &Context,
+    driver: &AnyDriver,
+    image: &str,
+    is_default: bool,
+) -> anyhow::Result<()> {
+    let Some(docker) = driver.as_docker() else {
+        return Ok(());
+    };
     if docker.image_exists(image).await? {
         return Ok(());
     }
@@ -207,11 +264,18 @@ async fn ensure_image(ctx: &Context, driver: &AnyDriver, image: &str, is_default
             "Build or load it first, or drop --image to use minik's own node image.",
         ));
     }
-    ctx.reporter.info(&format!("Node image {image} is missing: building it (first start only)"));
+    ctx.reporter.info(&format!(
+        "Node image {image} is missing: building it (first start only)"
+    ));
     super::node_image::build_default(ctx, docker, image).await
 }
 
-async fn finish(ctx: &Context, driver: &AnyDriver, profile: &Profile, verb: &str) -> anyhow::Result<u8> {
+async fn finish(
+    ctx: &Context,
+    driver: &AnyDriver,
+    profile: &Profile,
+    verb: &str,
+) -> anyhow::Result<u8> {
     let live = driver.list_nodes(&profile.name).await?;
     if ctx.json() {
         ctx.reporter.event(json!({
@@ -222,7 +286,11 @@ async fn finish(ctx: &Context, driver: &AnyDriver, profile: &Profile, verb: &str
             "nodes": live,
         }));
     } else {
-        let what = if profile.kubernetes.is_none() { " (no Kubernetes)" } else { "" };
+        let what = if profile.kubernetes.is_none() {
+            " (no Kubernetes)"
+        } else {
+            ""
+        };
         ctx.reporter.info(&format!(
             "Profile \"{}\" {verb}: {} node(s) running{what}. Try `minik ssh -p {} -- ctr version`.",
             profile.name,

@@ -31,7 +31,9 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<u8> {
     let mut nodes: Vec<&crate::state::NodeRecord> = profile.nodes.iter().collect();
     if let Some(wanted) = &args.node {
         let known: Vec<String> = profile.nodes.iter().map(|n| n.name.clone()).collect();
-        let node = profile.find_node(wanted).ok_or_else(|| crate::cluster::unknown_node(&profile.name, wanted, &known))?;
+        let node = profile
+            .find_node(wanted)
+            .ok_or_else(|| crate::cluster::unknown_node(&profile.name, wanted, &known))?;
         nodes = vec![node];
     }
     let mut code = 0;
@@ -50,7 +52,10 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<u8> {
             api_server: irrelevant.clone(),
             kubeconfig: irrelevant,
             worker: n.role == Role::Worker,
-            ip: live.iter().find(|l| l.name == n.name).and_then(|l| l.ip.clone()),
+            ip: live
+                .iter()
+                .find(|l| l.name == n.name)
+                .and_then(|l| l.ip.clone()),
         });
     }
     if ctx.json() {
@@ -63,7 +68,10 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<u8> {
             }
             first = false;
             println!("{}", s.name);
-            println!("type: {}", if s.worker { "Worker" } else { "Control Plane" });
+            println!(
+                "type: {}",
+                if s.worker { "Worker" } else { "Control Plane" }
+            );
             println!("host: {}", s.host);
             if profile.kubernetes.is_none() {
                 println!("kubernetes: disabled (--no-kubernetes)");

@@ -27,17 +27,26 @@ impl ProfileLock {
             .truncate(false)
             .write(true)
             .open(&path)
-            .map_err(|e| fail(&HOST_FILES, format!("cannot open lock file {}: {e}", path.display())))?;
+            .map_err(|e| {
+                fail(
+                    &HOST_FILES,
+                    format!("cannot open lock file {}: {e}", path.display()),
+                )
+            })?;
         match file.try_lock() {
             Ok(()) => Ok(ProfileLock { _file: file, path }),
             Err(std::fs::TryLockError::WouldBlock) => Err(fail_with(
                 &GUEST_PROFILE_BUSY,
                 format!("profile \"{profile}\" is busy: another minik command is working on it"),
-                format!("Wait for it to finish and retry (lock: {}).", path.display()),
+                format!(
+                    "Wait for it to finish and retry (lock: {}).",
+                    path.display()
+                ),
             )),
-            Err(std::fs::TryLockError::Error(e)) => {
-                Err(fail(&HOST_FILES, format!("cannot lock {}: {e}", path.display())))
-            }
+            Err(std::fs::TryLockError::Error(e)) => Err(fail(
+                &HOST_FILES,
+                format!("cannot lock {}: {e}", path.display()),
+            )),
         }
     }
 

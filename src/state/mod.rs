@@ -9,7 +9,9 @@ mod profile;
 
 pub use atomic::write_atomic;
 pub use lock::ProfileLock;
-pub use profile::{KubernetesSpec, NodeRecord, PROFILE_SCHEMA, Profile, ProfileLoad, validate_profile_name};
+pub use profile::{
+    KubernetesSpec, NodeRecord, PROFILE_SCHEMA, Profile, ProfileLoad, validate_profile_name,
+};
 
 use std::path::{Path, PathBuf};
 
@@ -23,12 +25,19 @@ impl Home {
     /// `$MINIK_HOME`, else `~/.minik`.
     pub fn from_env() -> anyhow::Result<Home> {
         if let Some(dir) = std::env::var_os("MINIK_HOME").filter(|v| !v.is_empty()) {
-            return Ok(Home { root: PathBuf::from(dir) });
+            return Ok(Home {
+                root: PathBuf::from(dir),
+            });
         }
         let home = dirs::home_dir().ok_or_else(|| {
-            crate::errors::fail(&crate::errors::HOST_FILES, "cannot find the home directory; set MINIK_HOME")
+            crate::errors::fail(
+                &crate::errors::HOST_FILES,
+                "cannot find the home directory; set MINIK_HOME",
+            )
         })?;
-        Ok(Home { root: home.join(".minik") })
+        Ok(Home {
+            root: home.join(".minik"),
+        })
     }
 
     pub fn at(root: impl Into<PathBuf>) -> Home {

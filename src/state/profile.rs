@@ -21,12 +21,17 @@ pub fn validate_profile_name(name: &str) -> anyhow::Result<()> {
         return Err(bad("it is empty"));
     }
     if name.len() > MAX_PROFILE_NAME {
-        return Err(bad(&format!("it is longer than {MAX_PROFILE_NAME} characters")));
+        return Err(bad(&format!(
+            "it is longer than {MAX_PROFILE_NAME} characters"
+        )));
     }
     if !name.starts_with(|c: char| c.is_ascii_lowercase()) {
         return Err(bad("it must start with a lowercase letter"));
     }
-    if let Some(c) = name.chars().find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-')) {
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+    {
         return Err(bad(&format!("it contains {c:?}")));
     }
     if name.ends_with('-') || name.contains("--") {
@@ -45,7 +50,11 @@ pub struct NodeRecord {
 
 impl From<&NodeRecord> for NodeSpec {
     fn from(n: &NodeRecord) -> NodeSpec {
-        NodeSpec { name: n.name.clone(), role: n.role, index: n.index }
+        NodeSpec {
+            name: n.name.clone(),
+            role: n.role,
+            index: n.index,
+        }
     }
 }
 
@@ -91,8 +100,16 @@ impl Profile {
     pub fn node_records(name: &str, count: u32) -> Vec<NodeRecord> {
         (0..count)
             .map(|i| NodeRecord {
-                name: if i == 0 { name.to_string() } else { format!("{name}-m{:02}", i + 1) },
-                role: if i == 0 { Role::ControlPlane } else { Role::Worker },
+                name: if i == 0 {
+                    name.to_string()
+                } else {
+                    format!("{name}-m{:02}", i + 1)
+                },
+                role: if i == 0 {
+                    Role::ControlPlane
+                } else {
+                    Role::Worker
+                },
                 index: i,
             })
             .collect()
@@ -104,20 +121,33 @@ impl Profile {
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ProfileLoad::Missing),
-            Err(e) => return Err(fail(&HOST_FILES, format!("cannot read {}: {e}", path.display()))),
+            Err(e) => {
+                return Err(fail(
+                    &HOST_FILES,
+                    format!("cannot read {}: {e}", path.display()),
+                ));
+            }
         };
         let profile: Profile = serde_json::from_slice(&bytes).map_err(|e| {
             fail_with(
                 &GUEST_PROFILE_CORRUPT,
                 format!("profile file {} is corrupt: {e}", path.display()),
-                format!("Run `minik delete -p {name}` to remove the profile and everything it created."),
+                format!(
+                    "Run `minik delete -p {name}` to remove the profile and everything it created."
+                ),
             )
         })?;
         if profile.name != name || profile.schema != PROFILE_SCHEMA || profile.nodes.is_empty() {
             return Err(fail_with(
                 &GUEST_PROFILE_CORRUPT,
-                format!("profile file {} does not describe profile {name:?} (schema {})", path.display(), profile.schema),
-                format!("Run `minik delete -p {name}` to remove the profile and everything it created."),
+                format!(
+                    "profile file {} does not describe profile {name:?} (schema {})",
+                    path.display(),
+                    profile.schema
+                ),
+                format!(
+                    "Run `minik delete -p {name}` to remove the profile and everything it created."
+                ),
             ));
         }
         Ok(ProfileLoad::Found(profile))
@@ -137,7 +167,10 @@ impl Profile {
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(fail(&HOST_FILES, format!("cannot remove {}: {e}", dir.display()))),
+            Err(e) => Err(fail(
+                &HOST_FILES,
+                format!("cannot remove {}: {e}", dir.display()),
+            )),
         }
     }
 
@@ -147,7 +180,12 @@ impl Profile {
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-            Err(e) => return Err(fail(&HOST_FILES, format!("cannot read {}: {e}", dir.display()))),
+            Err(e) => {
+                return Err(fail(
+                    &HOST_FILES,
+                    format!("cannot read {}: {e}", dir.display()),
+                ));
+            }
         };
         let mut names: Vec<String> = entries
             .filter_map(Result::ok)
@@ -160,15 +198,19 @@ impl Profile {
     }
 
     pub fn control_plane(&self) -> &NodeRecord {
-        self.nodes.iter().find(|n| n.role == Role::ControlPlane).unwrap_or(&self.nodes[0])
+        self.nodes
+            .iter()
+            .find(|n| n.role == Role::ControlPlane)
+            .unwrap_or(&self.nodes[0])
     }
 
     /// Finds a node by full name or by its suffix (`m02` for `NAME-m02`).
     pub fn find_node(&self, wanted: &str) -> Option<&NodeRecord> {
-        self.nodes
-            .iter()
-            .find(|n| n.name == wanted)
-            .or_else(|| self.nodes.iter().find(|n| n.name == format!("{}-{wanted}", self.name)))
+        self.nodes.iter().find(|n| n.name == wanted).or_else(|| {
+            self.nodes
+                .iter()
+                .find(|n| n.name == format!("{}-{wanted}", self.name))
+        })
     }
 }
 
@@ -182,7 +224,19 @@ mod tests {
         for ok in ["minik", "dev", "ci-2", "a", "a1-b2"] {
             validate_profile_name(ok).unwrap();
         }
-        for bad in ["", "../x", "A B", "Dev", "1abc", "a_b", "a-", "a--b", "x/y", ".", &"a".repeat(41)] {
+        for bad in [
+            "",
+            "../x",
+            "A B",
+            "Dev",
+            "1abc",
+            "a_b",
+            "a-",
+            "a--b",
+            "x/y",
+            ".",
+            &"a".repeat(41),
+        ] {
             let err = validate_profile_name(bad).unwrap_err();
             assert_eq!(classify(&err).0.id, "MK_USAGE", "{bad:?}");
         }
@@ -201,7 +255,10 @@ mod tests {
     fn save_load_and_corrupt() {
         let dir = tempfile::tempdir().unwrap();
         let home = Home::at(dir.path());
-        assert!(matches!(Profile::load(&home, "p").unwrap(), ProfileLoad::Missing));
+        assert!(matches!(
+            Profile::load(&home, "p").unwrap(),
+            ProfileLoad::Missing
+        ));
         let p = Profile {
             schema: PROFILE_SCHEMA,
             name: "p".into(),

@@ -66,8 +66,13 @@ fn secs(d: Duration) -> String {
 
 impl Reporter {
     pub fn new(mode: Mode) -> Reporter {
-        let multi = (mode == Mode::Tty).then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
-        Reporter { mode, multi, out: Mutex::new(()) }
+        let multi = (mode == Mode::Tty)
+            .then(|| MultiProgress::with_draw_target(ProgressDrawTarget::stderr()));
+        Reporter {
+            mode,
+            multi,
+            out: Mutex::new(()),
+        }
     }
 
     pub fn mode(&self) -> Mode {
@@ -105,13 +110,23 @@ impl Reporter {
         let title = title.into();
         let bar = self.multi.as_ref().map(|m| {
             let bar = m.add(ProgressBar::new_spinner());
-            bar.set_style(ProgressStyle::with_template("{spinner:.cyan} {msg} {elapsed:.dim}").expect("valid template"));
+            bar.set_style(
+                ProgressStyle::with_template("{spinner:.cyan} {msg} {elapsed:.dim}")
+                    .expect("valid template"),
+            );
             bar.set_message(title.clone());
             bar.enable_steady_tick(Duration::from_millis(100));
             bar
         });
         self.event(json!({"type": "step", "id": id, "title": title, "status": "started"}));
-        Step { reporter: self, id, title, started: Instant::now(), bar, finished: false }
+        Step {
+            reporter: self,
+            id,
+            title,
+            started: Instant::now(),
+            bar,
+            finished: false,
+        }
     }
 
     /// A warning: shown in every mode.

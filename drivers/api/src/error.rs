@@ -10,7 +10,11 @@ pub enum DriverError {
 
     /// The engine is installed but does not answer.
     #[error("cannot reach {engine} at {endpoint}: {detail}")]
-    EngineUnreachable { engine: String, endpoint: String, detail: String },
+    EngineUnreachable {
+        engine: String,
+        endpoint: String,
+        detail: String,
+    },
 
     /// The node image is not in the engine's store.
     #[error("node image {image} is not present in {engine}")]
@@ -52,11 +56,17 @@ pub enum DriverError {
 impl DriverError {
     /// Shorthand for [`DriverError::Engine`].
     pub fn engine(op: impl Into<String>, detail: impl ToString) -> Self {
-        DriverError::Engine { op: op.into(), detail: detail.to_string() }
+        DriverError::Engine {
+            op: op.into(),
+            detail: detail.to_string(),
+        }
     }
 
     /// Shorthand for [`DriverError::Io`].
     pub fn io(op: impl Into<String>, source: std::io::Error) -> Self {
-        DriverError::Io { op: op.into(), source }
+        DriverError::Io {
+            op: op.into(),
+            source,
+        }
     }
 }

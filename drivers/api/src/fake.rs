@@ -10,8 +10,8 @@
 //! unreachable engine would.
 
 use crate::{
-    ClusterRequest, DeleteReport, Driver, DriverError, EngineInfo, ExecRequest, HostState, NodeInfo, NodeSpec,
-    Observer, Role, Runner, StdinSource,
+    ClusterRequest, DeleteReport, Driver, DriverError, EngineInfo, ExecRequest, HostState,
+    NodeInfo, NodeSpec, Observer, Role, Runner, StdinSource,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -82,17 +82,23 @@ impl FakeEngine {
             fs::create_dir_all(dir).map_err(|e| DriverError::io("create fake engine dir", e))?;
         }
         let lock_path = self.path.with_extension("lock");
-        let lock = File::create(&lock_path).map_err(|e| DriverError::io("open fake engine lock", e))?;
-        lock.lock().map_err(|e| DriverError::io("lock fake engine", e))?;
+        let lock =
+            File::create(&lock_path).map_err(|e| DriverError::io("open fake engine lock", e))?;
+        lock.lock()
+            .map_err(|e| DriverError::io("lock fake engine", e))?;
         let mut state: FakeState = match fs::read(&self.path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map_err(|e| DriverError::engine("read fake engine state", e))?,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => FakeState { next_port: 40000, ..Default::default() },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => FakeState {
+                next_port: 40000,
+                ..Default::default()
+            },
             Err(e) => return Err(DriverError::io("read fake engine state", e)),
         };
         let out = f(&mut state);
         let tmp = self.path.with_extension("tmp");
-        let mut file = File::create(&tmp).map_err(|e| DriverError::io("write fake engine state", e))?;
+        let mut file =
+            File::create(&tmp).map_err(|e| DriverError::io("write fake engine state", e))?;
         file.write_all(&serde_json::to_vec_pretty(&state).expect("fake state serializes"))
             .map_err(|e| DriverError::io("write fake engine state", e))?;
         fs::rename(&tmp, &self.path).map_err(|e| DriverError::io("write fake engine state", e))?;
@@ -111,12 +117,15 @@ impl FakeEngine {
 
     /// The contents of a file written into a node with `copy_to`.
     pub fn file(&self, node: &str, path: &str) -> Option<String> {
-        self.with_state(|s| s.nodes.get(node).and_then(|n| n.files.get(path).cloned())).ok().flatten()
+        self.with_state(|s| s.nodes.get(node).and_then(|n| n.files.get(path).cloned()))
+            .ok()
+            .flatten()
     }
 
     /// Names of all nodes, of any profile.
     pub fn node_names(&self) -> Vec<String> {
-        self.with_state(|s| s.nodes.keys().cloned().collect()).unwrap_or_default()
+        self.with_state(|s| s.nodes.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Path of the state file.
@@ -133,12 +142,15 @@ fn injected_failure(op: &str, node: &str, argv: Option<&[String]>) -> Option<Dri
         if o != op || (n != "*" && n != node) {
             continue;
         }
-        if let (Some(cmd), Some(argv)) = (cmd, argv) {
-            if argv.first().map(String::as_str) != Some(cmd) {
-                continue;
-            }
+        if let (Some(cmd), Some(argv)) = (cmd, argv)
+            && argv.first().map(String::as_str) != Some(cmd)
+        {
+            continue;
         }
-        return Some(DriverError::engine(format!("{op} {node}"), "injected failure (MINIK_FAKE_FAIL)"));
+        return Some(DriverError::engine(
+            format!("{op} {node}"),
+            "injected failure (MINIK_FAKE_FAIL)",
+        ));
     }
     None
 }
@@ -158,17 +170,28 @@ impl FakeDriver {
         &self.engine
     }
 
-    fn set_state(&self, node: &str, op: &str, to: HostState, allowed: &[HostState]) -> Result<(), DriverError> {
+    fn set_state(
+        &self,
+        node: &str,
+        op: &str,
+        to: HostState,
+        allowed: &[HostState],
+    ) -> Result<(), DriverError> {
         if let Some(err) = injected_failure(op, node, None) {
             return Err(err);
         }
         self.engine.with_state(|s| match s.nodes.get_mut(node) {
-            None => Err(DriverError::NodeNotFound { node: node.to_string() }),
+            None => Err(DriverError::NodeNotFound {
+                node: node.to_string(),
+            }),
             Some(n) if allowed.contains(&n.state) || n.state == to => {
                 n.state = to;
                 Ok(())
             }
-            Some(n) => Err(DriverError::NodeNotRunning { node: node.to_string(), state: n.state.to_string() }),
+            Some(n) => Err(DriverError::NodeNotRunning {
+                node: node.to_string(),
+                state: n.state.to_string(),
+            }),
         })?
     }
 }
@@ -188,7 +211,11 @@ impl Driver for FakeDriver {
                 detail: "MINIK_FAKE_UNREACHABLE is set".into(),
             });
         }
-        Ok(EngineInfo { version: "fake 1.0".into(), api_version: None, cgroup_version: Some("2".into()) })
+        Ok(EngineInfo {
+            version: "fake 1.0".into(),
+            api_version: None,
+            cgroup_version: Some("2".into()),
+        })
     }
 
     async fn prepare(&self, cluster: &ClusterRequest) -> Result<(), DriverError> {
@@ -196,7 +223,8 @@ impl Driver for FakeDriver {
             return Err(err);
         }
         self.engine.with_state(|s| {
-            s.networks.insert(cluster.profile.clone(), cluster.profile.clone());
+            s.networks
+                .insert(cluster.profile.clone(), cluster.profile.clone());
         })
     }
 
@@ -209,19 +237,24 @@ impl Driver for FakeDriver {
         if let Some(err) = injected_failure("create_node", &node.name, None) {
             // Like a real engine, a failed create may leave a volume behind for cleanup to find.
             let _ = self.engine.with_state(|s| {
-                s.volumes.insert(format!("{}-var", node.name), cluster.profile.clone());
+                s.volumes
+                    .insert(format!("{}-var", node.name), cluster.profile.clone());
             });
             return Err(err);
         }
         self.engine.with_state(|s| {
             if s.nodes.contains_key(&node.name) {
-                return Err(DriverError::NameConflict { kind: "node".into(), name: node.name.clone() });
+                return Err(DriverError::NameConflict {
+                    kind: "node".into(),
+                    name: node.name.clone(),
+                });
             }
             let api_port = (node.role == Role::ControlPlane).then(|| {
                 s.next_port += 1;
                 s.next_port
             });
-            s.volumes.insert(format!("{}-var", node.name), cluster.profile.clone());
+            s.volumes
+                .insert(format!("{}-var", node.name), cluster.profile.clone());
             s.nodes.insert(
                 node.name.clone(),
                 FakeNode {
@@ -240,11 +273,21 @@ impl Driver for FakeDriver {
     }
 
     async fn start_node(&self, node: &str) -> Result<(), DriverError> {
-        self.set_state(node, "start_node", HostState::Running, &[HostState::Stopped])
+        self.set_state(
+            node,
+            "start_node",
+            HostState::Running,
+            &[HostState::Stopped],
+        )
     }
 
     async fn stop_node(&self, node: &str, _timeout: Duration) -> Result<(), DriverError> {
-        self.set_state(node, "stop_node", HostState::Stopped, &[HostState::Running, HostState::Paused])
+        self.set_state(
+            node,
+            "stop_node",
+            HostState::Stopped,
+            &[HostState::Running, HostState::Paused],
+        )
     }
 
     async fn pause_node(&self, node: &str) -> Result<(), DriverError> {
@@ -252,7 +295,12 @@ impl Driver for FakeDriver {
     }
 
     async fn unpause_node(&self, node: &str) -> Result<(), DriverError> {
-        self.set_state(node, "unpause_node", HostState::Running, &[HostState::Paused])
+        self.set_state(
+            node,
+            "unpause_node",
+            HostState::Running,
+            &[HostState::Paused],
+        )
     }
 
     async fn delete_profile(&self, profile: &str) -> Result<DeleteReport, DriverError> {
@@ -320,7 +368,10 @@ impl Driver for FakeDriver {
     }
 
     fn runner(&self, node: &str) -> FakeRunner {
-        FakeRunner { engine: self.engine.clone(), node: node.to_string() }
+        FakeRunner {
+            engine: self.engine.clone(),
+            node: node.to_string(),
+        }
     }
 }
 
@@ -337,7 +388,10 @@ pub struct FakeRunner {
 impl FakeRunner {
     /// A runner for `node` that records into `engine` whether or not the node exists.
     pub fn new(engine: FakeEngine, node: impl Into<String>) -> Self {
-        FakeRunner { engine, node: node.into() }
+        FakeRunner {
+            engine,
+            node: node.into(),
+        }
     }
 }
 
@@ -355,19 +409,21 @@ impl Runner for FakeRunner {
         &self.node
     }
 
-    fn exec_streaming<'a>(
+    async fn exec_streaming<'a>(
         &'a self,
         request: ExecRequest,
         stdout: &'a mut (dyn AsyncWrite + Send + Unpin),
         stderr: &'a mut (dyn AsyncWrite + Send + Unpin),
-    ) -> impl std::future::Future<Output = Result<i64, DriverError>> + Send + 'a {
-        async move {
+    ) -> Result<i64, DriverError> {
+        {
             let stdin = match request.stdin {
                 StdinSource::None => None,
                 StdinSource::Bytes(b) => Some(String::from_utf8_lossy(&b).into_owned()),
                 StdinSource::Stream(mut r) => {
                     let mut buf = Vec::new();
-                    r.read_to_end(&mut buf).await.map_err(|e| DriverError::io("read stdin", e))?;
+                    r.read_to_end(&mut buf)
+                        .await
+                        .map_err(|e| DriverError::io("read stdin", e))?;
                     Some(format!("<{} bytes>", buf.len()))
                 }
             };
@@ -377,11 +433,18 @@ impl Runner for FakeRunner {
             let (code, out, err) = self.engine.with_state(|s| {
                 match s.nodes.get(&node) {
                     Some(n) if n.state != HostState::Running => {
-                        return Err(DriverError::NodeNotRunning { node: node.clone(), state: n.state.to_string() });
+                        return Err(DriverError::NodeNotRunning {
+                            node: node.clone(),
+                            state: n.state.to_string(),
+                        });
                     }
                     _ => {}
                 }
-                s.log.push(Recorded { node: node.clone(), argv: argv.clone(), stdin });
+                s.log.push(Recorded {
+                    node: node.clone(),
+                    argv: argv.clone(),
+                    stdin,
+                });
                 let scripted = s.responses.iter().rev().find(|r| {
                     (r.node == "*" || r.node == node)
                         && argv.len() >= r.prefix.len()
@@ -398,8 +461,14 @@ impl Runner for FakeRunner {
             if let Some(err) = failure {
                 return Err(err);
             }
-            stdout.write_all(out.as_bytes()).await.map_err(|e| DriverError::io("write stdout", e))?;
-            stderr.write_all(err.as_bytes()).await.map_err(|e| DriverError::io("write stderr", e))?;
+            stdout
+                .write_all(out.as_bytes())
+                .await
+                .map_err(|e| DriverError::io("write stdout", e))?;
+            stderr
+                .write_all(err.as_bytes())
+                .await
+                .map_err(|e| DriverError::io("write stderr", e))?;
             Ok(code)
         }
     }
@@ -413,7 +482,10 @@ impl Runner for FakeRunner {
                 stdin: None,
             });
             if let Some(n) = s.nodes.get_mut(&node) {
-                n.files.insert(path.to_string(), String::from_utf8_lossy(contents).into_owned());
+                n.files.insert(
+                    path.to_string(),
+                    String::from_utf8_lossy(contents).into_owned(),
+                );
             }
         })
     }
@@ -423,7 +495,10 @@ impl Runner for FakeRunner {
         self.engine
             .with_state(|s| s.nodes.get(&node).and_then(|n| n.files.get(path).cloned()))?
             .map(String::into_bytes)
-            .ok_or_else(|| DriverError::Exec { node, detail: format!("{path}: no such file") })
+            .ok_or_else(|| DriverError::Exec {
+                node,
+                detail: format!("{path}: no such file"),
+            })
     }
 }
 
@@ -447,20 +522,36 @@ mod tests {
         let driver = FakeDriver::new(FakeEngine::new(dir.join("engine.json")));
         let req = request("p");
         driver.prepare(&req).await.unwrap();
-        let spec = NodeSpec { name: "p".into(), role: Role::ControlPlane, index: 0 };
-        driver.create_node(&req, &spec, &crate::NullObserver).await.unwrap();
+        let spec = NodeSpec {
+            name: "p".into(),
+            role: Role::ControlPlane,
+            index: 0,
+        };
+        driver
+            .create_node(&req, &spec, &crate::NullObserver)
+            .await
+            .unwrap();
         assert!(matches!(
             driver.create_node(&req, &spec, &crate::NullObserver).await,
             Err(DriverError::NameConflict { .. })
         ));
         let runner = driver.runner("p");
-        let out = runner.run(&["systemctl", "is-active", "containerd"]).await.unwrap();
+        let out = runner
+            .run(&["systemctl", "is-active", "containerd"])
+            .await
+            .unwrap();
         assert_eq!(out.stdout_str(), "active\n");
         driver.pause_node("p").await.unwrap();
-        assert!(runner.run(&["true"]).await.is_err(), "paused node refuses exec");
+        assert!(
+            runner.run(&["true"]).await.is_err(),
+            "paused node refuses exec"
+        );
         driver.unpause_node("p").await.unwrap();
         driver.stop_node("p", Duration::from_secs(1)).await.unwrap();
-        assert_eq!(driver.list_nodes("p").await.unwrap()[0].state, HostState::Stopped);
+        assert_eq!(
+            driver.list_nodes("p").await.unwrap()[0].state,
+            HostState::Stopped
+        );
         let report = driver.delete_profile("p").await.unwrap();
         assert_eq!(report.nodes, vec!["p".to_string()]);
         assert_eq!(report.volumes, vec!["p-var".to_string()]);
@@ -469,7 +560,11 @@ mod tests {
     }
 
     fn tempfile_dir() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("minik-fake-{}-{:?}", std::process::id(), std::thread::current().id()));
+        let dir = std::env::temp_dir().join(format!(
+            "minik-fake-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
         let _ = fs::remove_dir_all(&dir);
         fs::create_dir_all(&dir).unwrap();
         dir

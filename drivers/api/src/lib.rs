@@ -53,7 +53,10 @@ pub trait Driver: Send + Sync {
     fn check(&self) -> impl Future<Output = Result<EngineInfo, DriverError>> + Send;
 
     /// Creates the profile-wide resources (network, keys) if they do not exist yet.
-    fn prepare(&self, cluster: &ClusterRequest) -> impl Future<Output = Result<(), DriverError>> + Send;
+    fn prepare(
+        &self,
+        cluster: &ClusterRequest,
+    ) -> impl Future<Output = Result<(), DriverError>> + Send;
 
     /// Creates and starts one node. Returns once the node's init process runs; waiting for
     /// systemd and containerd is the caller's job (it is driver-independent, over the Runner).
@@ -68,7 +71,11 @@ pub trait Driver: Send + Sync {
     fn start_node(&self, node: &str) -> impl Future<Output = Result<(), DriverError>> + Send;
 
     /// Stops a node gracefully, killing it after `timeout`.
-    fn stop_node(&self, node: &str, timeout: Duration) -> impl Future<Output = Result<(), DriverError>> + Send;
+    fn stop_node(
+        &self,
+        node: &str,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<(), DriverError>> + Send;
 
     /// Freezes every process of a node.
     fn pause_node(&self, node: &str) -> impl Future<Output = Result<(), DriverError>> + Send;
@@ -78,10 +85,16 @@ pub trait Driver: Send + Sync {
 
     /// Removes every resource labelled with this profile (nodes, volumes, network, files).
     /// Succeeds when there is nothing to remove.
-    fn delete_profile(&self, profile: &str) -> impl Future<Output = Result<DeleteReport, DriverError>> + Send;
+    fn delete_profile(
+        &self,
+        profile: &str,
+    ) -> impl Future<Output = Result<DeleteReport, DriverError>> + Send;
 
     /// The live state of the profile's nodes, sorted by node index. Empty if none exist.
-    fn list_nodes(&self, profile: &str) -> impl Future<Output = Result<Vec<NodeInfo>, DriverError>> + Send;
+    fn list_nodes(
+        &self,
+        profile: &str,
+    ) -> impl Future<Output = Result<Vec<NodeInfo>, DriverError>> + Send;
 
     /// Names of every profile that has at least one labelled resource on this engine.
     fn list_profiles(&self) -> impl Future<Output = Result<Vec<String>, DriverError>> + Send;

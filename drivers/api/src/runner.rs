@@ -64,7 +64,13 @@ impl ExecRequest {
     pub fn display(&self) -> String {
         self.argv
             .iter()
-            .map(|a| if a.is_empty() || a.contains([' ', '"', '\'']) { format!("{a:?}") } else { a.clone() })
+            .map(|a| {
+                if a.is_empty() || a.contains([' ', '"', '\'']) {
+                    format!("{a:?}")
+                } else {
+                    a.clone()
+                }
+            })
             .collect::<Vec<_>>()
             .join(" ")
     }
@@ -91,9 +97,15 @@ impl Output {
     /// The last non-empty line of stderr, else stdout: what to show when a command failed.
     pub fn last_error_line(&self) -> String {
         let pick = |b: &[u8]| {
-            String::from_utf8_lossy(b).lines().rev().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_string())
+            String::from_utf8_lossy(b)
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .map(|l| l.trim().to_string())
         };
-        pick(&self.stderr).or_else(|| pick(&self.stdout)).unwrap_or_default()
+        pick(&self.stderr)
+            .or_else(|| pick(&self.stdout))
+            .unwrap_or_default()
     }
 }
 
@@ -113,12 +125,21 @@ pub trait Runner: Send + Sync {
     ) -> impl Future<Output = Result<i64, DriverError>> + Send + 'a;
 
     /// Runs a command and captures its output.
-    fn exec(&self, request: ExecRequest) -> impl Future<Output = Result<Output, DriverError>> + Send {
+    fn exec(
+        &self,
+        request: ExecRequest,
+    ) -> impl Future<Output = Result<Output, DriverError>> + Send {
         async move {
             let mut stdout = Vec::new();
             let mut stderr = Vec::new();
-            let exit_code = self.exec_streaming(request, &mut stdout, &mut stderr).await?;
-            Ok(Output { exit_code, stdout, stderr })
+            let exit_code = self
+                .exec_streaming(request, &mut stdout, &mut stderr)
+                .await?;
+            Ok(Output {
+                exit_code,
+                stdout,
+                stderr,
+            })
         }
     }
 
@@ -129,7 +150,12 @@ pub trait Runner: Send + Sync {
     }
 
     /// Writes `contents` to `path` in the node with `mode`, creating parent directories.
-    fn copy_to(&self, path: &str, contents: &[u8], mode: u32) -> impl Future<Output = Result<(), DriverError>> + Send;
+    fn copy_to(
+        &self,
+        path: &str,
+        contents: &[u8],
+        mode: u32,
+    ) -> impl Future<Output = Result<(), DriverError>> + Send;
 
     /// Reads a whole file from the node.
     fn read_file(&self, path: &str) -> impl Future<Output = Result<Vec<u8>, DriverError>> + Send;

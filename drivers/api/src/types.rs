@@ -144,7 +144,10 @@ pub struct DeleteReport {
 
 impl DeleteReport {
     pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty() && self.volumes.is_empty() && self.networks.is_empty() && self.files.is_empty()
+        self.nodes.is_empty()
+            && self.volumes.is_empty()
+            && self.networks.is_empty()
+            && self.files.is_empty()
     }
 }
 

@@ -7,17 +7,19 @@ use crate::security::{Profile, SecurityMode, is_privilege_refusal};
 use crate::{labels_match, profile_filter};
 use bollard::Docker;
 use bollard::models::{
-    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum, ContainerSummaryStateEnum, EndpointIpamConfig, EndpointSettings,
-    HostConfig, NetworkingConfig, PortBinding, RestartPolicy, VolumeCreateRequest,
+    ContainerCreateBody, ContainerInspectResponse, ContainerStateStatusEnum,
+    ContainerSummaryStateEnum, EndpointIpamConfig, EndpointSettings, HostConfig, NetworkingConfig,
+    PortBinding, RestartPolicy, VolumeCreateRequest,
 };
 use bollard::query_parameters::{
-    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
-    LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    CreateContainerOptionsBuilder, ListContainersOptionsBuilder, ListNetworksOptionsBuilder,
+    ListVolumesOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
+    StopContainerOptionsBuilder,
 };
 use futures_util::StreamExt;
 use minik_driver_api::{
-    API_SERVER_PORT, ClusterRequest, DeleteReport, Driver, DriverError, EngineInfo, HostState, NodeInfo, NodeSpec,
-    Observer, Role, labels,
+    API_SERVER_PORT, ClusterRequest, DeleteReport, Driver, DriverError, EngineInfo, HostState,
+    NodeInfo, NodeSpec, Observer, Role, labels,
 };
 use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
@@ -31,7 +33,10 @@ use tokio::sync::Mutex;
 const VAR_MOUNT: &str = "/var";
 /// Node tmpfs mounts. systemd expects `/run` and `/tmp` to be tmpfs; `exec` because Docker's
 /// default for `--tmpfs` is `noexec`, which a real host never has there.
-const TMPFS: [(&str, &str); 2] = [("/run", "rw,nosuid,nodev,exec,mode=755"), ("/tmp", "rw,nosuid,nodev,exec,mode=1777")];
+const TMPFS: [(&str, &str); 2] = [
+    ("/run", "rw,nosuid,nodev,exec,mode=755"),
+    ("/tmp", "rw,nosuid,nodev,exec,mode=1777"),
+];
 /// systemd's "halt" signal: a graceful shutdown of the node's init.
 const STOP_SIGNAL: &str = "SIGRTMIN+3";
 /// How many times a node start is retried when its freshly picked API host port was taken by
@@ -74,6 +79,8 @@ pub struct DockerDriver {
     /// Serializes network creation within this process (two nodes of one profile created in
     /// parallel must not create two networks).
     network_lock: Arc<Mutex<()>>,
+    /// Set by [`DockerDriver::with_security_mode`]; else the flavor's environment variable rules.
+    security_override: Option<SecurityMode>,
 }
 
 /// Why creating and starting one container failed.
@@ -93,7 +100,9 @@ impl From<DriverError> for StartFailure {
 
 impl DockerDriver {
     /// Connects to the engine `DOCKER_HOST` names (`unix://` or `tcp://`), else
-    /// `/var/run/docker.sock`. Does no I/O; [`Driver::check`] tells whether it answers.
+    /// `/var/run/docker.sock`. Sends no request ([`Driver::check`] tells whether the engine
+    /// answers), but a `unix://` socket file that does not exist is already
+    /// [`DriverError::EngineNotFound`] here.
     pub fn connect() -> Result<DockerDriver, DriverError> {
         DockerDriver::connect_to(&docker_host())
     }
@@ -107,13 +116,28 @@ impl DockerDriver {
 
     /// A driver over an already connected client, for any engine that speaks the Docker API.
     /// `endpoint` is the client's address, for messages and to check a unix socket exists.
-    pub fn with_engine(docker: Docker, endpoint: impl Into<String>, flavor: Flavor) -> DockerDriver {
+    pub fn with_engine(
+        docker: Docker,
+        endpoint: impl Into<String>,
+        flavor: Flavor,
+    ) -> DockerDriver {
         DockerDriver::from_engine(Arc::new(ContainerEngine::new(docker, endpoint, flavor)))
     }
 
     /// A driver over a shared engine.
     pub fn from_engine(engine: Arc<ContainerEngine>) -> DockerDriver {
-        DockerDriver { engine, decided: Arc::new(Mutex::new(None)), network_lock: Arc::new(Mutex::new(())) }
+        DockerDriver {
+            engine,
+            decided: Arc::new(Mutex::new(None)),
+            network_lock: Arc::new(Mutex::new(())),
+            security_override: None,
+        }
+    }
+
+    /// Uses `mode` for nodes this driver creates, whatever `MINIK_DOCKER_SECURITY` says.
+    pub fn with_security_mode(mut self, mode: SecurityMode) -> DockerDriver {
+        self.security_override = Some(mode);
+        self
     }
 
     /// The engine this driver talks to.
@@ -130,7 +154,10 @@ impl DockerDriver {
         if self.engine.image_exists(image).await? {
             Ok(())
         } else {
-            Err(DriverError::ImageNotFound { engine: self.engine.flavor().name.to_string(), image: image.to_string() })
+            Err(DriverError::ImageNotFound {
+                engine: self.engine.flavor().name.to_string(),
+                image: image.to_string(),
+            })
         }
     }
 
@@ -139,7 +166,12 @@ impl DockerDriver {
         let name = DockerDriver::volume_name(&node.name);
         match docker.inspect_volume(&name).await {
             Ok(v) if labels_match(Some(&v.labels), profile) => return Ok(name),
-            Ok(_) => return Err(DriverError::NameConflict { kind: "volume".into(), name }),
+            Ok(_) => {
+                return Err(DriverError::NameConflict {
+                    kind: "volume".into(),
+                    name,
+                });
+            }
             Err(e) if status_of(&e) == Some(404) => {}
             Err(e) => return Err(self.engine.error(format!("inspect volume {name}"), e)),
         }
@@ -148,7 +180,10 @@ impl DockerDriver {
             labels: Some(node_labels(profile, node)),
             ..Default::default()
         };
-        docker.create_volume(request).await.map_err(|e| self.engine.error(format!("create volume {name}"), e))?;
+        docker
+            .create_volume(request)
+            .await
+            .map_err(|e| self.engine.error(format!("create volume {name}"), e))?;
         Ok(name)
     }
 
@@ -170,29 +205,46 @@ impl DockerDriver {
         if Path::new("/lib/modules").is_dir() {
             binds.push("/lib/modules:/lib/modules:ro".into());
         }
+        let memory_bytes = cluster
+            .memory_mib
+            .map(|m| i64::try_from(m.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX));
         let api = format!("{API_SERVER_PORT}/tcp");
         let port_bindings = api_port.map(|port| {
             HashMap::from([(
                 api.clone(),
-                Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some(port.to_string()) }]),
+                Some(vec![PortBinding {
+                    host_ip: Some("127.0.0.1".into()),
+                    host_port: Some(port.to_string()),
+                }]),
             )])
         });
         let host_config = HostConfig {
             binds: Some(binds),
-            tmpfs: Some(TMPFS.iter().map(|(p, o)| (p.to_string(), o.to_string())).collect()),
+            tmpfs: Some(
+                TMPFS
+                    .iter()
+                    .map(|(p, o)| (p.to_string(), o.to_string()))
+                    .collect(),
+            ),
             network_mode: Some(net.clone()),
             port_bindings,
-            restart_policy: flavor.restart_policy.map(|name| RestartPolicy { name: Some(name), maximum_retry_count: None }),
+            restart_policy: flavor.restart_policy.map(|name| RestartPolicy {
+                name: Some(name),
+                maximum_retry_count: None,
+            }),
             nano_cpus: cluster.cpus.map(|c| (c * 1e9).round() as i64),
-            memory: cluster.memory_mib.map(|m| (m * 1024 * 1024) as i64),
+            memory: memory_bytes,
             // Equal to memory: no swap on top, as kubelet expects.
-            memory_swap: cluster.memory_mib.map(|m| (m * 1024 * 1024) as i64),
+            memory_swap: memory_bytes,
             ulimits: (!flavor.ulimits.is_empty()).then(|| flavor.ulimits.clone()),
             init: Some(false),
             ..Default::default()
         };
         let endpoint = EndpointSettings {
-            ipam_config: Some(EndpointIpamConfig { ipv4_address: Some(ip.to_string()), ..Default::default() }),
+            ipam_config: Some(EndpointIpamConfig {
+                ipv4_address: Some(ip.to_string()),
+                ..Default::default()
+            }),
             aliases: Some(vec![node.name.clone()]),
             ..Default::default()
         };
@@ -205,7 +257,9 @@ impl DockerDriver {
             stop_signal: Some(STOP_SIGNAL.into()),
             exposed_ports: api_port.map(|_| vec![api]),
             host_config: Some(host_config),
-            networking_config: Some(NetworkingConfig { endpoints_config: Some(HashMap::from([(net, endpoint)])) }),
+            networking_config: Some(NetworkingConfig {
+                endpoints_config: Some(HashMap::from([(net, endpoint)])),
+            }),
             ..Default::default()
         };
         if let Some(customize) = flavor.customize_node {
@@ -262,29 +316,51 @@ impl DockerDriver {
         let options = CreateContainerOptionsBuilder::default().name(name).build();
         if let Err(e) = docker.create_container(Some(options), body).await {
             return Err(StartFailure::Other(match status_of(&e) {
-                Some(409) => DriverError::NameConflict { kind: "container".into(), name: name.clone() },
-                Some(404) => DriverError::ImageNotFound { engine: self.engine.flavor().name.to_string(), image },
+                Some(409) => DriverError::NameConflict {
+                    kind: "container".into(),
+                    name: name.clone(),
+                },
+                // 404 is also a vanished network; only a missing image is ImageNotFound.
+                Some(404) if message_of(&e).to_ascii_lowercase().contains("image") => {
+                    DriverError::ImageNotFound {
+                        engine: self.engine.flavor().name.to_string(),
+                        image,
+                    }
+                }
                 _ => self.engine.error(format!("create node {name}"), e),
             }));
         }
-        let Err(e) = docker.start_container(name, None).await else { return Ok(()) };
+        let Err(e) = docker.start_container(name, None).await else {
+            return Ok(());
+        };
         let message = message_of(&e);
         // The container of a failed start is of no use: remove it so a retry can reuse the name.
         self.remove_container(name).await;
         if profile == Profile::Privileged && is_privilege_refusal(&message) {
             Err(StartFailure::PrivilegeRefused(message))
-        } else if message.contains("port is already allocated") || message.contains("address already in use") {
+        } else if message.contains("port is already allocated")
+            || message.contains("address already in use")
+        {
             Err(StartFailure::PortTaken)
         } else {
-            Err(StartFailure::Other(self.engine.error(format!("start node {name}"), e)))
+            Err(StartFailure::Other(
+                self.engine.error(format!("start node {name}"), e),
+            ))
         }
     }
 
     /// Force-removes a container and its anonymous volumes; failures are only logged (this is
     /// cleanup on an error path).
     async fn remove_container(&self, name: &str) {
-        let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
-        if let Err(e) = self.engine.docker().remove_container(name, Some(options)).await
+        let options = RemoveContainerOptionsBuilder::default()
+            .force(true)
+            .v(true)
+            .build();
+        if let Err(e) = self
+            .engine
+            .docker()
+            .remove_container(name, Some(options))
+            .await
             && status_of(&e) != Some(404)
         {
             tracing::warn!(container = name, error = %e, "could not remove the container of a failed attempt");
@@ -295,8 +371,12 @@ impl DockerDriver {
         let docker = self.engine.ready().await?;
         match docker.inspect_container(node, None).await {
             Ok(c) if is_minik_container(&c) => Ok(c),
-            Ok(_) => Err(DriverError::NodeNotFound { node: node.to_string() }),
-            Err(e) if status_of(&e) == Some(404) => Err(DriverError::NodeNotFound { node: node.to_string() }),
+            Ok(_) => Err(DriverError::NodeNotFound {
+                node: node.to_string(),
+            }),
+            Err(e) if status_of(&e) == Some(404) => Err(DriverError::NodeNotFound {
+                node: node.to_string(),
+            }),
             Err(e) => Err(self.engine.error(format!("inspect node {node}"), e)),
         }
     }
@@ -304,7 +384,9 @@ impl DockerDriver {
     /// Maps an error of a lifecycle call on `node` (404 = the node vanished meanwhile).
     fn node_error(&self, op: &str, node: &str, e: bollard::errors::Error) -> DriverError {
         match status_of(&e) {
-            Some(404) => DriverError::NodeNotFound { node: node.to_string() },
+            Some(404) => DriverError::NodeNotFound {
+                node: node.to_string(),
+            },
             _ => self.engine.error(format!("{op} node {node}"), e),
         }
     }
@@ -312,7 +394,11 @@ impl DockerDriver {
     /// The last lines of a node's output, for error messages about a node that died.
     pub async fn node_logs(&self, node: &str, lines: usize) -> Result<String, DriverError> {
         let docker = self.engine.ready().await?;
-        let options = LogsOptionsBuilder::default().stdout(true).stderr(true).tail(&lines.to_string()).build();
+        let options = LogsOptionsBuilder::default()
+            .stdout(true)
+            .stderr(true)
+            .tail(&lines.to_string())
+            .build();
         let mut stream = docker.logs(node, Some(options));
         let mut out = Vec::new();
         while let Some(chunk) = stream.next().await {
@@ -325,16 +411,30 @@ impl DockerDriver {
     }
 
     /// Names of the profile's containers (any state), each with whether it is paused.
-    async fn list_profile_containers(&self, profile: &str) -> Result<Vec<(String, bool)>, DriverError> {
+    async fn list_profile_containers(
+        &self,
+        profile: &str,
+    ) -> Result<Vec<(String, bool)>, DriverError> {
         let docker = self.engine.ready().await?;
-        let options = ListContainersOptionsBuilder::default().all(true).filters(&profile_filter(Some(profile))).build();
-        let containers = docker.list_containers(Some(options)).await.map_err(|e| self.engine.error("list nodes", e))?;
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(&profile_filter(Some(profile)))
+            .build();
+        let containers = docker
+            .list_containers(Some(options))
+            .await
+            .map_err(|e| self.engine.error("list nodes", e))?;
         Ok(containers
             .into_iter()
             .filter(|c| labels_match(c.labels.as_ref(), profile))
             .filter_map(|c| {
                 let paused = c.state == Some(ContainerSummaryStateEnum::PAUSED);
-                let name = c.names?.into_iter().next()?.trim_start_matches('/').to_string();
+                let name = c
+                    .names?
+                    .into_iter()
+                    .next()?
+                    .trim_start_matches('/')
+                    .to_string();
                 Some((name, paused))
             })
             .collect())
@@ -354,7 +454,9 @@ impl Driver for DockerDriver {
 
     async fn prepare(&self, cluster: &ClusterRequest) -> Result<(), DriverError> {
         let _guard = self.network_lock.lock().await;
-        ensure_network(&self.engine, &cluster.profile).await.map(|_| ())
+        ensure_network(&self.engine, &cluster.profile)
+            .await
+            .map(|_| ())
     }
 
     async fn create_node(
@@ -363,14 +465,20 @@ impl Driver for DockerDriver {
         node: &NodeSpec,
         observer: &dyn Observer,
     ) -> Result<(), DriverError> {
-        let mode = self.engine.flavor().security_mode()?;
+        let mode = match self.security_override {
+            Some(mode) => mode,
+            None => self.engine.flavor().security_mode()?,
+        };
         self.require_image(&cluster.image).await?;
         let subnet: Subnet = {
             let _guard = self.network_lock.lock().await;
             ensure_network(&self.engine, &cluster.profile).await?
         };
         let ip = subnet.node_ip(node.index).ok_or_else(|| {
-            DriverError::engine(format!("create node {}", node.name), format!("index {} does not fit in {subnet}", node.index))
+            DriverError::engine(
+                format!("create node {}", node.name),
+                format!("index {} does not fit in {subnet}", node.index),
+            )
         })?;
         let volume = self.ensure_volume(&cluster.profile, node).await?;
         let fixed = match mode {
@@ -380,19 +488,32 @@ impl Driver for DockerDriver {
         };
         let into_error = |f: StartFailure| match f {
             StartFailure::Other(e) => e,
-            StartFailure::PrivilegeRefused(m) => DriverError::engine(format!("start node {}", node.name), m),
-            StartFailure::PortTaken => DriverError::engine(format!("start node {}", node.name), "API port taken"),
+            StartFailure::PrivilegeRefused(m) => {
+                DriverError::engine(format!("start node {}", node.name), m)
+            }
+            StartFailure::PortTaken => {
+                DriverError::engine(format!("start node {}", node.name), "API port taken")
+            }
         };
         if let Some(profile) = fixed {
-            return self.create_and_start(cluster, node, ip, &volume, profile).await.map_err(into_error);
+            return self
+                .create_and_start(cluster, node, ip, &volume, profile)
+                .await
+                .map_err(into_error);
         }
         let mut decided = self.decided.lock().await;
         if let Some(profile) = *decided {
             drop(decided);
-            return self.create_and_start(cluster, node, ip, &volume, profile).await.map_err(into_error);
+            return self
+                .create_and_start(cluster, node, ip, &volume, profile)
+                .await
+                .map_err(into_error);
         }
         // This node decides; the others wait on the lock.
-        match self.create_and_start(cluster, node, ip, &volume, Profile::Privileged).await {
+        match self
+            .create_and_start(cluster, node, ip, &volume, Profile::Privileged)
+            .await
+        {
             Ok(()) => {
                 *decided = Some(Profile::Privileged);
                 Ok(())
@@ -407,7 +528,9 @@ impl Driver for DockerDriver {
                     short_refusal(&message),
                     self.engine.flavor().security_env,
                 ));
-                self.create_and_start(cluster, node, ip, &volume, Profile::Capabilities).await.map_err(into_error)
+                self.create_and_start(cluster, node, ip, &volume, Profile::Capabilities)
+                    .await
+                    .map_err(into_error)
             }
             Err(other) => Err(into_error(other)),
         }
@@ -418,10 +541,14 @@ impl Driver for DockerDriver {
         let docker = self.engine.ready().await?;
         match state_of(&container) {
             Some(ContainerStateStatusEnum::RUNNING) if !is_paused(&container) => Ok(()),
-            Some(ContainerStateStatusEnum::PAUSED | ContainerStateStatusEnum::RUNNING) => {
-                docker.unpause_container(node).await.map_err(|e| self.node_error("unpause", node, e))
-            }
-            _ => docker.start_container(node, None).await.map_err(|e| self.node_error("start", node, e)),
+            Some(ContainerStateStatusEnum::PAUSED | ContainerStateStatusEnum::RUNNING) => docker
+                .unpause_container(node)
+                .await
+                .map_err(|e| self.node_error("unpause", node, e)),
+            _ => docker
+                .start_container(node, None)
+                .await
+                .map_err(|e| self.node_error("start", node, e)),
         }
     }
 
@@ -431,15 +558,26 @@ impl Driver for DockerDriver {
         let state = state_of(&container);
         if is_paused(&container) {
             // A frozen init cannot handle the stop signal; thaw it so it shuts down cleanly.
-            docker.unpause_container(node).await.map_err(|e| self.node_error("unpause", node, e))?;
-        } else if !matches!(state, Some(ContainerStateStatusEnum::RUNNING | ContainerStateStatusEnum::RESTARTING)) {
+            docker
+                .unpause_container(node)
+                .await
+                .map_err(|e| self.node_error("unpause", node, e))?;
+        } else if !matches!(
+            state,
+            Some(ContainerStateStatusEnum::RUNNING | ContainerStateStatusEnum::RESTARTING)
+        ) {
             return Ok(());
         }
         let seconds = timeout.as_secs().min(i32::MAX as u64) as i32;
         let options = StopContainerOptionsBuilder::default().t(seconds).build();
         // The engine answers only after the container is gone: allow the whole grace period.
-        let client = docker.clone().with_timeout(timeout + Duration::from_secs(60));
-        client.stop_container(node, Some(options)).await.map_err(|e| self.node_error("stop", node, e))
+        let client = docker
+            .clone()
+            .with_timeout(timeout + Duration::from_secs(60));
+        client
+            .stop_container(node, Some(options))
+            .await
+            .map_err(|e| self.node_error("stop", node, e))
     }
 
     async fn pause_node(&self, node: &str) -> Result<(), DriverError> {
@@ -448,21 +586,33 @@ impl Driver for DockerDriver {
             return Ok(());
         }
         if state_of(&container) != Some(ContainerStateStatusEnum::RUNNING) {
-            return Err(DriverError::NodeNotRunning { node: node.to_string(), state: host_state_of(&container).to_string() });
+            return Err(DriverError::NodeNotRunning {
+                node: node.to_string(),
+                state: host_state_of(&container).to_string(),
+            });
         }
         let docker = self.engine.ready().await?;
-        docker.pause_container(node).await.map_err(|e| self.node_error("pause", node, e))
+        docker
+            .pause_container(node)
+            .await
+            .map_err(|e| self.node_error("pause", node, e))
     }
 
     async fn unpause_node(&self, node: &str) -> Result<(), DriverError> {
         let container = self.inspect_node(node).await?;
         if is_paused(&container) {
             let docker = self.engine.ready().await?;
-            return docker.unpause_container(node).await.map_err(|e| self.node_error("unpause", node, e));
+            return docker
+                .unpause_container(node)
+                .await
+                .map_err(|e| self.node_error("unpause", node, e));
         }
         match state_of(&container) {
             Some(ContainerStateStatusEnum::RUNNING) => Ok(()),
-            _ => Err(DriverError::NodeNotRunning { node: node.to_string(), state: host_state_of(&container).to_string() }),
+            _ => Err(DriverError::NodeNotRunning {
+                node: node.to_string(),
+                state: host_state_of(&container).to_string(),
+            }),
         }
     }
 
@@ -476,7 +626,10 @@ impl Driver for DockerDriver {
                 // Thaw first: removing a frozen container fails or hangs on some engines.
                 let _ = docker.unpause_container(&name).await;
             }
-            let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
+            let options = RemoveContainerOptionsBuilder::default()
+                .force(true)
+                .v(true)
+                .build();
             match docker.remove_container(&name, Some(options)).await {
                 Ok(()) => report.nodes.push(name),
                 Err(e) if status_of(&e) == Some(404) => {}
@@ -484,23 +637,45 @@ impl Driver for DockerDriver {
             }
         }
 
-        let options = ListVolumesOptionsBuilder::default().filters(&filter).build();
-        let volumes = docker.list_volumes(Some(options)).await.map_err(|e| self.engine.error("list volumes", e))?;
+        let options = ListVolumesOptionsBuilder::default()
+            .filters(&filter)
+            .build();
+        let volumes = docker
+            .list_volumes(Some(options))
+            .await
+            .map_err(|e| self.engine.error("list volumes", e))?;
         for volume in volumes.volumes.unwrap_or_default() {
             if !labels_match(Some(&volume.labels), profile) {
                 continue;
             }
-            match docker.remove_volume(&volume.name, None::<bollard::query_parameters::RemoveVolumeOptions>).await {
+            match docker
+                .remove_volume(
+                    &volume.name,
+                    None::<bollard::query_parameters::RemoveVolumeOptions>,
+                )
+                .await
+            {
                 Ok(()) => report.volumes.push(volume.name),
                 Err(e) if status_of(&e) == Some(404) => {}
-                Err(e) => return Err(self.engine.error(format!("remove volume {}", volume.name), e)),
+                Err(e) => {
+                    return Err(self
+                        .engine
+                        .error(format!("remove volume {}", volume.name), e));
+                }
             }
         }
 
-        let options = ListNetworksOptionsBuilder::default().filters(&filter).build();
-        let networks = docker.list_networks(Some(options)).await.map_err(|e| self.engine.error("list networks", e))?;
+        let options = ListNetworksOptionsBuilder::default()
+            .filters(&filter)
+            .build();
+        let networks = docker
+            .list_networks(Some(options))
+            .await
+            .map_err(|e| self.engine.error("list networks", e))?;
         for network in networks {
-            let (Some(id), Some(name)) = (network.id, network.name) else { continue };
+            let (Some(id), Some(name)) = (network.id, network.name) else {
+                continue;
+            };
             if !labels_match(network.labels.as_ref(), profile) {
                 continue;
             }
@@ -518,7 +693,8 @@ impl Driver for DockerDriver {
 
     async fn list_nodes(&self, profile: &str) -> Result<Vec<NodeInfo>, DriverError> {
         let names = self.list_profile_containers(profile).await?;
-        let inspected = futures_util::future::join_all(names.iter().map(|(n, _)| self.inspect_node(n))).await;
+        let inspected =
+            futures_util::future::join_all(names.iter().map(|(n, _)| self.inspect_node(n))).await;
         let mut nodes = Vec::new();
         for result in inspected {
             match result {
@@ -536,15 +712,28 @@ impl Driver for DockerDriver {
         let docker = self.engine.ready().await?;
         let filter = profile_filter(None);
         let containers = docker
-            .list_containers(Some(ListContainersOptionsBuilder::default().all(true).filters(&filter).build()))
+            .list_containers(Some(
+                ListContainersOptionsBuilder::default()
+                    .all(true)
+                    .filters(&filter)
+                    .build(),
+            ))
             .await
             .map_err(|e| self.engine.error("list nodes", e))?;
         let volumes = docker
-            .list_volumes(Some(ListVolumesOptionsBuilder::default().filters(&filter).build()))
+            .list_volumes(Some(
+                ListVolumesOptionsBuilder::default()
+                    .filters(&filter)
+                    .build(),
+            ))
             .await
             .map_err(|e| self.engine.error("list volumes", e))?;
         let networks = docker
-            .list_networks(Some(ListNetworksOptionsBuilder::default().filters(&filter).build()))
+            .list_networks(Some(
+                ListNetworksOptionsBuilder::default()
+                    .filters(&filter)
+                    .build(),
+            ))
             .await
             .map_err(|e| self.engine.error("list networks", e))?;
         let mut profiles = BTreeSet::new();
@@ -556,7 +745,11 @@ impl Driver for DockerDriver {
             }
         };
         containers.iter().for_each(|c| add(c.labels.as_ref()));
-        volumes.volumes.iter().flatten().for_each(|v| add(Some(&v.labels)));
+        volumes
+            .volumes
+            .iter()
+            .flatten()
+            .for_each(|v| add(Some(&v.labels)));
         networks.iter().for_each(|n| add(n.labels.as_ref()));
         Ok(profiles.into_iter().collect())
     }
@@ -581,14 +774,20 @@ fn node_labels(profile: &str, node: &NodeSpec) -> HashMap<String, String> {
 fn free_local_port() -> Result<u16, DriverError> {
     let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .map_err(|e| DriverError::io("pick a free port for the API server", e))?;
-    let port = listener.local_addr().map_err(|e| DriverError::io("pick a free port for the API server", e))?.port();
+    let port = listener
+        .local_addr()
+        .map_err(|e| DriverError::io("pick a free port for the API server", e))?
+        .port();
     Ok(port)
 }
 
 /// The useful tail of runc's refusal ("unable to apply caps: operation not permitted").
 fn short_refusal(message: &str) -> String {
     let lower = message.to_ascii_lowercase();
-    let tail = lower.find("unable to apply caps").map(|i| &message[i..]).unwrap_or(message);
+    let tail = lower
+        .find("unable to apply caps")
+        .map(|i| &message[i..])
+        .unwrap_or(message);
     tail.trim_end_matches(": unknown").trim().to_string()
 }
 
@@ -597,7 +796,8 @@ fn container_labels(c: &ContainerInspectResponse) -> Option<&HashMap<String, Str
 }
 
 fn is_minik_container(c: &ContainerInspectResponse) -> bool {
-    container_labels(c).is_some_and(|l| l.get(labels::CREATED_BY).map(String::as_str) == Some("true"))
+    container_labels(c)
+        .is_some_and(|l| l.get(labels::CREATED_BY).map(String::as_str) == Some("true"))
 }
 
 fn state_of(c: &ContainerInspectResponse) -> Option<ContainerStateStatusEnum> {
@@ -605,7 +805,8 @@ fn state_of(c: &ContainerInspectResponse) -> Option<ContainerStateStatusEnum> {
 }
 
 fn is_paused(c: &ContainerInspectResponse) -> bool {
-    state_of(c) == Some(ContainerStateStatusEnum::PAUSED) || c.state.as_ref().and_then(|s| s.paused) == Some(true)
+    state_of(c) == Some(ContainerStateStatusEnum::PAUSED)
+        || c.state.as_ref().and_then(|s| s.paused) == Some(true)
 }
 
 /// What `list_nodes` reports for one inspected container (`None` if it is not a node of
@@ -615,12 +816,19 @@ fn node_info(c: &ContainerInspectResponse, profile: &str) -> Option<NodeInfo> {
     if !labels_match(Some(labels), profile) {
         return None;
     }
-    let name = labels
-        .get(labels::NODE)
-        .cloned()
-        .or_else(|| c.name.as_ref().map(|n| n.trim_start_matches('/').to_string()))?;
-    let role = labels.get(labels::ROLE).and_then(|r| Role::parse(r)).unwrap_or(Role::Worker);
-    let index = labels.get(labels::INDEX).and_then(|i| i.parse().ok()).unwrap_or(u32::MAX);
+    let name = labels.get(labels::NODE).cloned().or_else(|| {
+        c.name
+            .as_ref()
+            .map(|n| n.trim_start_matches('/').to_string())
+    })?;
+    let role = labels
+        .get(labels::ROLE)
+        .and_then(|r| Role::parse(r))
+        .unwrap_or(Role::Worker);
+    let index = labels
+        .get(labels::INDEX)
+        .and_then(|i| i.parse().ok())
+        .unwrap_or(u32::MAX);
     let (host_state, detail) = state_and_detail(c);
     let ip = c
         .network_settings
@@ -629,25 +837,44 @@ fn node_info(c: &ContainerInspectResponse, profile: &str) -> Option<NodeInfo> {
         .and_then(|n| n.get(network_name(profile)))
         .and_then(|e| e.ip_address.clone())
         .filter(|ip| !ip.is_empty());
-    Some(NodeInfo { name, role, index, state: host_state, ip, api_port: api_port(c), detail })
+    Some(NodeInfo {
+        name,
+        role,
+        index,
+        state: host_state,
+        ip,
+        api_port: api_port(c),
+        detail,
+    })
 }
 
 /// The node state of a container, as [`HostState`], with engine detail for humans.
 fn state_and_detail(c: &ContainerInspectResponse) -> (HostState, Option<String>) {
     let state = c.state.as_ref();
     let exit_code = state.and_then(|s| s.exit_code).unwrap_or(0);
-    let error = state.and_then(|s| s.error.clone()).filter(|e| !e.is_empty());
+    let error = state
+        .and_then(|s| s.error.clone())
+        .filter(|e| !e.is_empty());
     let (host_state, detail) = match state_of(c) {
         _ if is_paused(c) => (HostState::Paused, None),
         Some(ContainerStateStatusEnum::RUNNING) => (HostState::Running, None),
-        Some(ContainerStateStatusEnum::CREATED) => (HostState::Stopped, Some("created".to_string())),
-        Some(ContainerStateStatusEnum::EXITED) => (HostState::Stopped, Some(format!("exited ({exit_code})"))),
-        Some(ContainerStateStatusEnum::STOPPING) => (HostState::Stopped, Some("stopping".to_string())),
-        Some(ContainerStateStatusEnum::RESTARTING) => {
-            (HostState::Error, Some(format!("restarting (last exit {exit_code})")))
+        Some(ContainerStateStatusEnum::CREATED) => {
+            (HostState::Stopped, Some("created".to_string()))
         }
+        Some(ContainerStateStatusEnum::EXITED) => {
+            (HostState::Stopped, Some(format!("exited ({exit_code})")))
+        }
+        Some(ContainerStateStatusEnum::STOPPING) => {
+            (HostState::Stopped, Some("stopping".to_string()))
+        }
+        Some(ContainerStateStatusEnum::RESTARTING) => (
+            HostState::Error,
+            Some(format!("restarting (last exit {exit_code})")),
+        ),
         Some(ContainerStateStatusEnum::DEAD) => (HostState::Error, Some("dead".to_string())),
-        Some(ContainerStateStatusEnum::REMOVING) => (HostState::Error, Some("being removed".to_string())),
+        Some(ContainerStateStatusEnum::REMOVING) => {
+            (HostState::Error, Some("being removed".to_string()))
+        }
         _ => (HostState::Error, Some("unknown state".to_string())),
     };
     let detail = match (detail, error) {
@@ -667,13 +894,20 @@ pub(crate) fn host_state_of(c: &ContainerInspectResponse) -> HostState {
 fn api_port(c: &ContainerInspectResponse) -> Option<u16> {
     let key = format!("{API_SERVER_PORT}/tcp");
     let from = |map: Option<&bollard::models::PortMap>| {
-        map?.get(&key)?
-            .as_ref()?
-            .iter()
-            .find_map(|b| b.host_port.as_deref()?.parse::<u16>().ok().filter(|p| *p != 0))
+        map?.get(&key)?.as_ref()?.iter().find_map(|b| {
+            b.host_port
+                .as_deref()?
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p != 0)
+        })
     };
-    from(c.host_config.as_ref().and_then(|h| h.port_bindings.as_ref()))
-        .or_else(|| from(c.network_settings.as_ref().and_then(|n| n.ports.as_ref())))
+    from(
+        c.host_config
+            .as_ref()
+            .and_then(|h| h.port_bindings.as_ref()),
+    )
+    .or_else(|| from(c.network_settings.as_ref().and_then(|n| n.ports.as_ref())))
 }
 
 #[cfg(test)]
@@ -682,7 +916,11 @@ mod tests {
     use bollard::models::{ContainerConfig, ContainerState, NetworkSettings};
 
     fn container(status: ContainerStateStatusEnum, paused: bool) -> ContainerInspectResponse {
-        let node = NodeSpec { name: "p-m02".into(), role: Role::Worker, index: 1 };
+        let node = NodeSpec {
+            name: "p-m02".into(),
+            role: Role::Worker,
+            index: 1,
+        };
         ContainerInspectResponse {
             name: Some("/p-m02".into()),
             state: Some(ContainerState {
@@ -691,18 +929,27 @@ mod tests {
                 exit_code: Some(137),
                 ..Default::default()
             }),
-            config: Some(ContainerConfig { labels: Some(node_labels("p", &node)), ..Default::default() }),
+            config: Some(ContainerConfig {
+                labels: Some(node_labels("p", &node)),
+                ..Default::default()
+            }),
             host_config: Some(HostConfig {
                 port_bindings: Some(HashMap::from([(
                     "6443/tcp".to_string(),
-                    Some(vec![PortBinding { host_ip: Some("127.0.0.1".into()), host_port: Some("41234".into()) }]),
+                    Some(vec![PortBinding {
+                        host_ip: Some("127.0.0.1".into()),
+                        host_port: Some("41234".into()),
+                    }]),
                 )])),
                 ..Default::default()
             }),
             network_settings: Some(NetworkSettings {
                 networks: Some(HashMap::from([(
                     "p".to_string(),
-                    EndpointSettings { ip_address: Some("192.168.49.3".into()), ..Default::default() },
+                    EndpointSettings {
+                        ip_address: Some("192.168.49.3".into()),
+                        ..Default::default()
+                    },
                 )])),
                 ..Default::default()
             }),
@@ -718,7 +965,11 @@ mod tests {
             (ContainerStateStatusEnum::PAUSED, true, HostState::Paused),
             (ContainerStateStatusEnum::EXITED, false, HostState::Stopped),
             (ContainerStateStatusEnum::CREATED, false, HostState::Stopped),
-            (ContainerStateStatusEnum::RESTARTING, false, HostState::Error),
+            (
+                ContainerStateStatusEnum::RESTARTING,
+                false,
+                HostState::Error,
+            ),
             (ContainerStateStatusEnum::DEAD, false, HostState::Error),
         ];
         for (status, paused, want) in cases {
@@ -727,17 +978,29 @@ mod tests {
         }
         let info = node_info(&container(ContainerStateStatusEnum::EXITED, false), "p").unwrap();
         assert_eq!(info.detail.as_deref(), Some("exited (137)"));
-        assert_eq!((info.name.as_str(), info.role, info.index), ("p-m02", Role::Worker, 1));
+        assert_eq!(
+            (info.name.as_str(), info.role, info.index),
+            ("p-m02", Role::Worker, 1)
+        );
         assert_eq!(info.api_port, Some(41234));
         assert_eq!(info.ip.as_deref(), Some("192.168.49.3"));
-        assert!(node_info(&container(ContainerStateStatusEnum::RUNNING, false), "other").is_none());
+        assert!(
+            node_info(
+                &container(ContainerStateStatusEnum::RUNNING, false),
+                "other"
+            )
+            .is_none()
+        );
     }
 
     #[test]
     fn shortens_runc_refusal() {
         let m = "failed to create shim task: OCI runtime create failed: runc create failed: unable to start \
                  container process: unable to apply caps: operation not permitted: unknown";
-        assert_eq!(short_refusal(m), "unable to apply caps: operation not permitted");
+        assert_eq!(
+            short_refusal(m),
+            "unable to apply caps: operation not permitted"
+        );
     }
 
     #[test]

@@ -3,7 +3,9 @@
 use crate::security::SecurityMode;
 use bollard::Docker;
 use bollard::errors::Error as BollardError;
-use bollard::models::{ContainerCreateBody, ResourcesUlimits, RestartPolicyNameEnum, SystemInfoCgroupVersionEnum};
+use bollard::models::{
+    ContainerCreateBody, ResourcesUlimits, RestartPolicyNameEnum, SystemInfoCgroupVersionEnum,
+};
 use minik_driver_api::{DriverError, EngineInfo};
 use std::path::Path;
 use std::time::Duration;
@@ -92,8 +94,9 @@ pub fn docker_host_from(value: Option<String>) -> String {
     }
 }
 
-/// A bollard client for `host` (`unix://PATH`, `tcp://HOST:PORT` or `http://HOST:PORT`). Does no
-/// I/O: a missing socket or a dead engine shows up in [`ContainerEngine::check`].
+/// A bollard client for `host` (`unix://PATH`, `tcp://HOST:PORT` or `http://HOST:PORT`). Sends
+/// nothing: a dead engine shows up in [`ContainerEngine::check`]. A `unix://` socket file that
+/// does not exist is [`DriverError::EngineNotFound`] already here (the client needs it).
 pub fn connect_host(host: &str, engine: &str) -> Result<Docker, DriverError> {
     let timeout = REQUEST_TIMEOUT.as_secs();
     let version = bollard::API_DEFAULT_VERSION;
@@ -108,10 +111,16 @@ pub fn connect_host(host: &str, engine: &str) -> Result<Docker, DriverError> {
             detail: "unsupported address scheme (use unix:// or tcp://)".into(),
         });
     };
-    docker.map_err(|e| DriverError::EngineUnreachable {
-        engine: engine.to_string(),
-        endpoint: host.to_string(),
-        detail: e.to_string(),
+    docker.map_err(|e| match e {
+        BollardError::SocketNotFoundError(_) => DriverError::EngineNotFound {
+            engine: engine.to_string(),
+            endpoint: host.to_string(),
+        },
+        e => DriverError::EngineUnreachable {
+            engine: engine.to_string(),
+            endpoint: host.to_string(),
+            detail: e.to_string(),
+        },
     })
 }
 
@@ -129,7 +138,12 @@ impl ContainerEngine {
     /// Wraps a connected client. `endpoint` is the address for messages (`unix:///...`); a
     /// `unix://` endpoint also tells [`Self::check`] which socket file must exist.
     pub fn new(docker: Docker, endpoint: impl Into<String>, flavor: Flavor) -> ContainerEngine {
-        ContainerEngine { docker, endpoint: endpoint.into(), flavor, negotiated: OnceCell::new() }
+        ContainerEngine {
+            docker,
+            endpoint: endpoint.into(),
+            flavor,
+            negotiated: OnceCell::new(),
+        }
     }
 
     /// The bollard client (before version negotiation; prefer [`Self::ready`]).
@@ -170,10 +184,13 @@ impl ContainerEngine {
                     });
                 }
                 // The negotiated version lives in state shared by all clones of the client.
-                match tokio::time::timeout(CONNECT_TIMEOUT, self.docker.clone().negotiate_version()).await {
+                match tokio::time::timeout(CONNECT_TIMEOUT, self.docker.clone().negotiate_version())
+                    .await
+                {
                     Ok(Ok(_)) => Ok(()),
                     Ok(Err(e)) => Err(self.unreachable(e.to_string())),
-                    Err(_) => Err(self.unreachable(format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()))),
+                    Err(_) => Err(self
+                        .unreachable(format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()))),
                 }
             })
             .await?;
@@ -183,19 +200,36 @@ impl ContainerEngine {
     /// Checks that the engine answers and reports its version, API version and cgroup version.
     pub async fn check(&self) -> Result<EngineInfo, DriverError> {
         let docker = self.ready().await?;
-        let probe = async { tokio::try_join!(docker.version(), docker.info()) };
+        let probe = async { tokio::join!(docker.version(), docker.info()) };
         let (version, info) = match tokio::time::timeout(CONNECT_TIMEOUT, probe).await {
-            Ok(Ok(answers)) => answers,
-            Ok(Err(e)) => return Err(self.unreachable(e.to_string())),
-            Err(_) => return Err(self.unreachable(format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()))),
+            Ok(answers) => answers,
+            Err(_) => {
+                return Err(
+                    self.unreachable(format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()))
+                );
+            }
         };
-        let cgroup_version = match info.cgroup_version {
-            Some(SystemInfoCgroupVersionEnum::_1) => Some("1".to_string()),
-            Some(SystemInfoCgroupVersionEnum::_2) => Some("2".to_string()),
-            _ => None,
+        let version = version.map_err(|e| self.unreachable(e.to_string()))?;
+        let cgroup_version = match info {
+            Ok(info) => match info.cgroup_version {
+                Some(SystemInfoCgroupVersionEnum::_1) => Some("1".to_string()),
+                Some(SystemInfoCgroupVersionEnum::_2) => Some("2".to_string()),
+                _ => None,
+            },
+            // An engine whose info does not fit Docker's schema (a compatible engine) is still
+            // usable; only the cgroup version stays unknown.
+            Err(e @ BollardError::JsonDataError { .. }) => {
+                tracing::debug!(error = %e, "engine info not understood");
+                None
+            }
+            Err(e) => return Err(self.unreachable(e.to_string())),
         };
         Ok(EngineInfo {
-            version: format!("{} {}", self.flavor.engine_name, version.version.unwrap_or_else(|| "(unknown)".into())),
+            version: format!(
+                "{} {}",
+                self.flavor.engine_name,
+                version.version.unwrap_or_else(|| "(unknown)".into())
+            ),
             api_version: version.api_version,
             cgroup_version,
         })
@@ -218,10 +252,13 @@ impl ContainerEngine {
                 engine: self.flavor.name.to_string(),
                 endpoint: self.endpoint.clone(),
             },
-            BollardError::DockerResponseServerError { message, .. } => DriverError::engine(op, message),
-            BollardError::RequestTimeoutError => {
-                DriverError::Timeout { what: op.into(), seconds: self.docker.timeout().as_secs() }
+            BollardError::DockerResponseServerError { message, .. } => {
+                DriverError::engine(op, message)
             }
+            BollardError::RequestTimeoutError => DriverError::Timeout {
+                what: op.into(),
+                seconds: self.docker.timeout().as_secs(),
+            },
             e @ (BollardError::HyperResponseError { .. }
             | BollardError::HyperLegacyError { .. }
             | BollardError::HttpClientError { .. }
@@ -255,13 +292,32 @@ mod tests {
     fn docker_host_defaults_and_overrides() {
         assert_eq!(docker_host_from(None), DEFAULT_DOCKER_HOST);
         assert_eq!(docker_host_from(Some("  ".into())), DEFAULT_DOCKER_HOST);
-        assert_eq!(docker_host_from(Some("tcp://10.0.0.1:2375".into())), "tcp://10.0.0.1:2375");
-        assert_eq!(docker_host_from(Some("unix:///run/x.sock".into())), "unix:///run/x.sock");
+        assert_eq!(
+            docker_host_from(Some("tcp://10.0.0.1:2375".into())),
+            "tcp://10.0.0.1:2375"
+        );
+        assert_eq!(
+            docker_host_from(Some("unix:///run/x.sock".into())),
+            "unix:///run/x.sock"
+        );
+    }
+
+    #[test]
+    fn missing_socket_is_not_found() {
+        let err = connect_host("unix:///nonexistent/docker.sock", "docker").unwrap_err();
+        assert!(matches!(err, DriverError::EngineNotFound { .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "docker is not installed or its socket unix:///nonexistent/docker.sock does not exist"
+        );
     }
 
     #[test]
     fn unsupported_scheme_is_unreachable() {
         let err = connect_host("ssh://somewhere", "docker").unwrap_err();
-        assert!(matches!(err, DriverError::EngineUnreachable { .. }), "{err}");
+        assert!(
+            matches!(err, DriverError::EngineUnreachable { .. }),
+            "{err}"
+        );
     }
 }

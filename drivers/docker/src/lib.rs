@@ -11,6 +11,8 @@
 //! Environment: `DOCKER_HOST` (`unix://` or `tcp://`, default `/var/run/docker.sock`) and
 //! `MINIK_DOCKER_SECURITY` (`privileged`, `capabilities` or `auto`; see [`SecurityMode`]).
 
+#![warn(missing_docs)]
+
 mod driver;
 mod engine;
 mod image;
@@ -20,8 +22,8 @@ mod security;
 
 pub use driver::DockerDriver;
 pub use engine::{
-    CONNECT_TIMEOUT, ContainerEngine, DEFAULT_DOCKER_HOST, Flavor, REQUEST_TIMEOUT, connect_host, docker_host,
-    docker_host_from,
+    CONNECT_TIMEOUT, ContainerEngine, DEFAULT_DOCKER_HOST, Flavor, REQUEST_TIMEOUT, connect_host,
+    docker_host, docker_host_from,
 };
 pub use runner::DockerRunner;
 pub use security::SecurityMode;
@@ -55,7 +57,9 @@ impl DockerDriver {
     where
         F: FnMut(&str) + Send,
     {
-        self.engine().build_image(context_tar, tag, build_args, on_line).await
+        self.engine()
+            .build_image(context_tar, tag, build_args, on_line)
+            .await
     }
 
     /// Image `name` as a `docker save` tar stream ([`DriverError::ImageNotFound`] first if absent).

@@ -32,7 +32,10 @@ impl Subnet {
     }
 
     fn new(addr: Ipv4Addr, prefix: u8) -> Subnet {
-        Subnet { addr: Ipv4Addr::from(u32::from(addr) & mask(prefix)), prefix }
+        Subnet {
+            addr: Ipv4Addr::from(u32::from(addr) & mask(prefix)),
+            prefix,
+        }
     }
 
     /// Whether two networks share any address.
@@ -62,14 +65,24 @@ impl std::fmt::Display for Subnet {
 }
 
 fn mask(prefix: u8) -> u32 {
-    if prefix == 0 { 0 } else { u32::MAX << (32 - u32::from(prefix)) }
+    if prefix == 0 {
+        0
+    } else {
+        u32::MAX << (32 - u32::from(prefix))
+    }
 }
 
 /// Candidate /24s in minikube's order: 192.168.49.0, .58, .67, ... up to .247.
 pub fn candidate_subnets() -> impl Iterator<Item = Subnet> {
     (0u8..)
-        .map_while(|k| k.checked_mul(SUBNET_STEP).and_then(|d| FIRST_SUBNET[2].checked_add(d)))
-        .map(|third| Subnet { addr: Ipv4Addr::new(FIRST_SUBNET[0], FIRST_SUBNET[1], third, 0), prefix: 24 })
+        .map_while(|k| {
+            k.checked_mul(SUBNET_STEP)
+                .and_then(|d| FIRST_SUBNET[2].checked_add(d))
+        })
+        .map(|third| Subnet {
+            addr: Ipv4Addr::new(FIRST_SUBNET[0], FIRST_SUBNET[1], third, 0),
+            prefix: 24,
+        })
 }
 
 /// The first candidate that overlaps none of `used`.
@@ -80,7 +93,9 @@ pub fn pick_subnet(used: &[Subnet], skip: &[Subnet]) -> Option<Subnet> {
 /// IPv4 routes of this machine (from `/proc/net/route`), so a picked subnet does not shadow a
 /// LAN or VPN the host reaches. Default routes are left out. Empty where unreadable.
 fn host_routes() -> Vec<Subnet> {
-    let Ok(table) = std::fs::read_to_string("/proc/net/route") else { return Vec::new() };
+    let Ok(table) = std::fs::read_to_string("/proc/net/route") else {
+        return Vec::new();
+    };
     table
         .lines()
         .skip(1)
@@ -104,7 +119,10 @@ pub fn network_name(profile: &str) -> &str {
 /// Makes sure network `<profile>` exists with minik's labels for `profile` and returns its
 /// subnet. Reuses an existing one; refuses a same-named network that is not minik's for this
 /// profile.
-pub async fn ensure_network(engine: &ContainerEngine, profile: &str) -> Result<Subnet, DriverError> {
+pub async fn ensure_network(
+    engine: &ContainerEngine,
+    profile: &str,
+) -> Result<Subnet, DriverError> {
     let docker = engine.ready().await?;
     let name = network_name(profile);
     let mut tried = Vec::new();
@@ -112,7 +130,10 @@ pub async fn ensure_network(engine: &ContainerEngine, profile: &str) -> Result<S
         if let Some(subnet) = existing_network(engine, profile).await? {
             return Ok(subnet);
         }
-        let networks = docker.list_networks(None).await.map_err(|e| engine.error("list networks", e))?;
+        let networks = docker
+            .list_networks(None)
+            .await
+            .map_err(|e| engine.error("list networks", e))?;
         let mut used: Vec<Subnet> = networks
             .iter()
             .filter_map(|n| n.ipam.as_ref()?.config.as_ref())
@@ -130,8 +151,14 @@ pub async fn ensure_network(engine: &ContainerEngine, profile: &str) -> Result<S
         };
         let mut options = HashMap::new();
         if engine.flavor().bridge_options {
-            options.insert("com.docker.network.bridge.enable_ip_masquerade".to_string(), "true".to_string());
-            options.insert("com.docker.network.bridge.enable_icc".to_string(), "true".to_string());
+            options.insert(
+                "com.docker.network.bridge.enable_ip_masquerade".to_string(),
+                "true".to_string(),
+            );
+            options.insert(
+                "com.docker.network.bridge.enable_icc".to_string(),
+                "true".to_string(),
+            );
             if let Some(mtu) = default_bridge_mtu(&networks) {
                 options.insert("com.docker.network.driver.mtu".to_string(), mtu);
             }
@@ -169,7 +196,10 @@ pub async fn ensure_network(engine: &ContainerEngine, profile: &str) -> Result<S
 }
 
 /// The subnet of network `<profile>` if it exists and is minik's for `profile`.
-pub async fn existing_network(engine: &ContainerEngine, profile: &str) -> Result<Option<Subnet>, DriverError> {
+pub async fn existing_network(
+    engine: &ContainerEngine,
+    profile: &str,
+) -> Result<Option<Subnet>, DriverError> {
     let docker = engine.ready().await?;
     let name = network_name(profile);
     let network = match docker.inspect_network(name, None).await {
@@ -178,7 +208,10 @@ pub async fn existing_network(engine: &ContainerEngine, profile: &str) -> Result
         Err(e) => return Err(engine.error(format!("inspect network {name}"), e)),
     };
     if network.name.as_deref() != Some(name) || !labels_match(network.labels.as_ref(), profile) {
-        return Err(DriverError::NameConflict { kind: "network".into(), name: name.to_string() });
+        return Err(DriverError::NameConflict {
+            kind: "network".into(),
+            name: name.to_string(),
+        });
     }
     network
         .ipam
@@ -187,7 +220,12 @@ pub async fn existing_network(engine: &ContainerEngine, profile: &str) -> Result
         .flatten()
         .find_map(|c| Subnet::parse(c.subnet.as_deref()?))
         .map(Some)
-        .ok_or_else(|| DriverError::engine(format!("inspect network {name}"), "the network has no IPv4 subnet"))
+        .ok_or_else(|| {
+            DriverError::engine(
+                format!("inspect network {name}"),
+                "the network has no IPv4 subnet",
+            )
+        })
 }
 
 fn default_bridge_mtu(networks: &[bollard::models::Network]) -> Option<String> {
@@ -212,20 +250,43 @@ mod tests {
     #[test]
     fn candidates_follow_minikube() {
         let c: Vec<String> = candidate_subnets().take(4).map(|s| s.to_string()).collect();
-        assert_eq!(c, ["192.168.49.0/24", "192.168.58.0/24", "192.168.67.0/24", "192.168.76.0/24"]);
-        assert_eq!(candidate_subnets().last().map(|s| s.to_string()).as_deref(), Some("192.168.247.0/24"));
+        assert_eq!(
+            c,
+            [
+                "192.168.49.0/24",
+                "192.168.58.0/24",
+                "192.168.67.0/24",
+                "192.168.76.0/24"
+            ]
+        );
+        assert_eq!(
+            candidate_subnets().last().map(|s| s.to_string()).as_deref(),
+            Some("192.168.247.0/24")
+        );
     }
 
     #[test]
     fn picks_first_free_and_respects_overlap() {
         assert_eq!(pick_subnet(&[], &[]), Some(s("192.168.49.0/24")));
-        assert_eq!(pick_subnet(&[s("192.168.49.0/24")], &[]), Some(s("192.168.58.0/24")));
+        assert_eq!(
+            pick_subnet(&[s("192.168.49.0/24")], &[]),
+            Some(s("192.168.58.0/24"))
+        );
         // A /16 covering all candidates leaves nothing.
         assert_eq!(pick_subnet(&[s("192.168.0.0/16")], &[]), None);
         // A /20 at 192.168.48.0 covers .48-.63: skips .49 and .58.
-        assert_eq!(pick_subnet(&[s("192.168.48.0/20")], &[]), Some(s("192.168.67.0/24")));
-        assert_eq!(pick_subnet(&[], &[s("192.168.49.0/24")]), Some(s("192.168.58.0/24")));
-        assert_eq!(pick_subnet(&[s("172.17.0.0/16"), s("10.0.0.0/8")], &[]), Some(s("192.168.49.0/24")));
+        assert_eq!(
+            pick_subnet(&[s("192.168.48.0/20")], &[]),
+            Some(s("192.168.67.0/24"))
+        );
+        assert_eq!(
+            pick_subnet(&[], &[s("192.168.49.0/24")]),
+            Some(s("192.168.58.0/24"))
+        );
+        assert_eq!(
+            pick_subnet(&[s("172.17.0.0/16"), s("10.0.0.0/8")], &[]),
+            Some(s("192.168.49.0/24"))
+        );
     }
 
     #[test]

@@ -5,7 +5,8 @@ use crate::driver::host_state_of;
 use crate::engine::{ContainerEngine, message_of, status_of};
 use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
-use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use bollard::exec::{StartExecOptions, StartExecResults};
+use bollard::models::ExecConfig;
 use bollard::query_parameters::{ResizeExecOptionsBuilder, UploadToContainerOptionsBuilder};
 use futures_util::StreamExt;
 use minik_driver_api::{DriverError, ExecRequest, Runner, StdinSource};
@@ -38,24 +39,40 @@ pub struct DockerRunner {
 impl DockerRunner {
     /// A runner for the container named `node` on `engine`.
     pub fn new(engine: Arc<ContainerEngine>, node: impl Into<String>) -> DockerRunner {
-        DockerRunner { engine, node: node.into() }
+        DockerRunner {
+            engine,
+            node: node.into(),
+        }
     }
 
     /// Why an exec could not be created or started: a missing or not-running node gets its own
     /// error; anything else is an [`DriverError::Exec`].
     async fn exec_failure(&self, e: BollardError) -> DriverError {
         match status_of(&e) {
-            Some(404) => DriverError::NodeNotFound { node: self.node.clone() },
+            Some(404) => DriverError::NodeNotFound {
+                node: self.node.clone(),
+            },
             Some(409) => {
-                let state = match self.engine.docker().inspect_container(&self.node, None).await {
+                let state = match self
+                    .engine
+                    .docker()
+                    .inspect_container(&self.node, None)
+                    .await
+                {
                     Ok(c) => host_state_of(&c).to_string(),
                     Err(_) if message_of(&e).contains("paused") => "Paused".to_string(),
                     Err(_) => "Stopped".to_string(),
                 };
-                DriverError::NodeNotRunning { node: self.node.clone(), state }
+                DriverError::NodeNotRunning {
+                    node: self.node.clone(),
+                    state,
+                }
             }
             _ => match self.engine.error("exec", e) {
-                DriverError::Engine { detail, .. } => DriverError::Exec { node: self.node.clone(), detail },
+                DriverError::Engine { detail, .. } => DriverError::Exec {
+                    node: self.node.clone(),
+                    detail,
+                },
                 other => other,
             },
         }
@@ -68,7 +85,10 @@ impl DockerRunner {
         let deadline = tokio::time::Instant::now() + EXIT_CODE_WAIT;
         let mut pause = Duration::from_millis(2);
         loop {
-            let inspect = docker.inspect_exec(id).await.map_err(|e| self.engine.error("inspect exec", e))?;
+            let inspect = docker
+                .inspect_exec(id)
+                .await
+                .map_err(|e| self.engine.error("inspect exec", e))?;
             if inspect.running != Some(true) {
                 return inspect.exit_code.ok_or_else(|| DriverError::Exec {
                     node: self.node.clone(),
@@ -94,32 +114,49 @@ impl DockerRunner {
     ) -> Result<i64, DriverError> {
         let docker = self.engine.ready().await?;
         if request.argv.is_empty() {
-            return Err(DriverError::Exec { node: self.node.clone(), detail: "empty command".into() });
+            return Err(DriverError::Exec {
+                node: self.node.clone(),
+                detail: "empty command".into(),
+            });
         }
         let has_stdin = !matches!(request.stdin, StdinSource::None);
-        let options = CreateExecOptions::<String> {
+        let tty_size = request.tty_size.filter(|_| request.tty);
+        let options = ExecConfig {
             cmd: Some(request.argv),
             env: (!request.env.is_empty()).then_some(request.env),
             attach_stdin: Some(has_stdin),
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             tty: Some(request.tty),
+            // Engines from API 1.42 start the terminal with this size; older ones ignore it and
+            // only get the resize below, which a program that reads the size at once may miss.
+            console_size: tty_size.map(|(cols, rows)| vec![usize::from(rows), usize::from(cols)]),
             ..Default::default()
         };
         let exec = match docker.create_exec(&self.node, options).await {
             Ok(exec) => exec,
             Err(e) => return Err(self.exec_failure(e).await),
         };
-        let start = StartExecOptions { detach: false, tty: request.tty, output_capacity: None };
+        let start = StartExecOptions {
+            detach: false,
+            tty: request.tty,
+            output_capacity: None,
+        };
         let (mut output, input) = match docker.start_exec(&exec.id, Some(start)).await {
             Ok(StartExecResults::Attached { output, input }) => (output, input),
             Ok(StartExecResults::Detached) => {
-                return Err(DriverError::Exec { node: self.node.clone(), detail: "the engine detached the command".into() });
+                return Err(DriverError::Exec {
+                    node: self.node.clone(),
+                    detail: "the engine detached the command".into(),
+                });
             }
             Err(e) => return Err(self.exec_failure(e).await),
         };
-        if let (true, Some((cols, rows))) = (request.tty, request.tty_size) {
-            let size = ResizeExecOptionsBuilder::default().w(i32::from(cols)).h(i32::from(rows)).build();
+        if let Some((cols, rows)) = tty_size {
+            let size = ResizeExecOptionsBuilder::default()
+                .w(i32::from(cols))
+                .h(i32::from(rows))
+                .build();
             if let Err(e) = docker.resize_exec(&exec.id, size).await {
                 tracing::debug!(node = %self.node, error = %e, "could not size the command's terminal");
             }
@@ -154,8 +191,14 @@ impl DockerRunner {
         }
         // A command that exits without reading all of its input is fine; the input left over is
         // dropped with the connection.
-        stdout.flush().await.map_err(|e| DriverError::io("write command output", e))?;
-        stderr.flush().await.map_err(|e| DriverError::io("write command output", e))?;
+        stdout
+            .flush()
+            .await
+            .map_err(|e| DriverError::io("write command output", e))?;
+        stderr
+            .flush()
+            .await
+            .map_err(|e| DriverError::io("write command output", e))?;
         if let Some(e) = stdin_error {
             return Err(DriverError::io("read the command's input", e));
         }
@@ -163,7 +206,12 @@ impl DockerRunner {
     }
 
     /// Writes a file with a `sh` one-liner fed on stdin: for paths the archive API cannot reach.
-    async fn copy_by_exec(&self, path: &str, contents: &[u8], mode: u32) -> Result<(), DriverError> {
+    async fn copy_by_exec(
+        &self,
+        path: &str,
+        contents: &[u8],
+        mode: u32,
+    ) -> Result<(), DriverError> {
         const SCRIPT: &str = r#"set -e
 mkdir -p "$(dirname "$1")"
 t=$(mktemp "$1.minik.XXXXXX")
@@ -172,12 +220,16 @@ cat >"$t"
 chmod "$2" "$t"
 mv -f "$t" "$1""#;
         let mode = format!("{:o}", mode & 0o7777);
-        let request = ExecRequest::new(["sh", "-c", SCRIPT, "sh", path, mode.as_str()]).stdin_bytes(contents);
+        let request =
+            ExecRequest::new(["sh", "-c", SCRIPT, "sh", path, mode.as_str()]).stdin_bytes(contents);
         let out = self.exec(request).await?;
         if out.success() {
             Ok(())
         } else {
-            Err(DriverError::Exec { node: self.node.clone(), detail: format!("write {path}: {}", out.last_error_line()) })
+            Err(DriverError::Exec {
+                node: self.node.clone(),
+                detail: format!("write {path}: {}", out.last_error_line()),
+            })
         }
     }
 }
@@ -185,7 +237,10 @@ mv -f "$t" "$1""#;
 /// Copies `stdin` into the command's input, then closes the input so the command sees EOF.
 /// Only a failure to read the source is an error; a command that stops reading (exits, closes
 /// its stdin) just ends the copy.
-async fn feed_stdin(mut input: Pin<Box<dyn AsyncWrite + Send>>, stdin: StdinSource) -> std::io::Result<()> {
+async fn feed_stdin(
+    mut input: Pin<Box<dyn AsyncWrite + Send>>,
+    stdin: StdinSource,
+) -> std::io::Result<()> {
     match stdin {
         StdinSource::None => return Ok(()),
         StdinSource::Bytes(bytes) => {
@@ -217,7 +272,12 @@ async fn feed_stdin(mut input: Pin<Box<dyn AsyncWrite + Send>>, stdin: StdinSour
 
 /// Whether `path` lies where the archive API does not see the node's files.
 fn outside_archive_view(path: &str) -> bool {
-    NOT_IN_ARCHIVE_VIEW.iter().any(|dir| path == *dir || path.strip_prefix(dir).is_some_and(|rest| rest.starts_with('/')))
+    NOT_IN_ARCHIVE_VIEW.iter().any(|dir| {
+        path == *dir
+            || path
+                .strip_prefix(dir)
+                .is_some_and(|rest| rest.starts_with('/'))
+    })
 }
 
 /// A tar holding one regular file at `path` (relative to `/`), owned by root, with `mode`.
@@ -229,7 +289,12 @@ fn single_file_tar(path: &str, contents: &[u8], mode: u32) -> std::io::Result<Ve
     header.set_mode(mode & 0o7777);
     header.set_uid(0);
     header.set_gid(0);
-    header.set_mtime(SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0));
+    header.set_mtime(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    );
     builder.append_data(&mut header, path.trim_start_matches('/'), contents)?;
     builder.into_inner()
 }
@@ -254,24 +319,42 @@ impl Runner for DockerRunner {
         if !path.starts_with('/') || path.ends_with('/') || path.split('/').any(|c| c == "..") {
             return Err(DriverError::Exec {
                 node: self.node.clone(),
-                detail: format!("copy to {path:?}: the path must be an absolute file path without .."),
+                detail: format!(
+                    "copy to {path:?}: the path must be an absolute file path without .."
+                ),
             });
         }
         if outside_archive_view(path) {
             return self.copy_by_exec(path, contents, mode).await;
         }
         let docker = self.engine.ready().await?;
-        let archive = single_file_tar(path, contents, mode).map_err(|e| DriverError::io("pack a file for a node", e))?;
+        let archive = single_file_tar(path, contents, mode)
+            .map_err(|e| DriverError::io("pack a file for a node", e))?;
         let options = UploadToContainerOptionsBuilder::default().path("/").build();
-        match docker.upload_to_container(&self.node, Some(options), bollard::body_full(archive.into())).await {
+        match docker
+            .upload_to_container(
+                &self.node,
+                Some(options),
+                bollard::body_full(archive.into()),
+            )
+            .await
+        {
             Ok(()) => Ok(()),
-            Err(e) if status_of(&e) == Some(404) && message_of(&e).to_ascii_lowercase().contains("container") => {
-                Err(DriverError::NodeNotFound { node: self.node.clone() })
+            Err(e)
+                if status_of(&e) == Some(404)
+                    && message_of(&e).to_ascii_lowercase().contains("container") =>
+            {
+                Err(DriverError::NodeNotFound {
+                    node: self.node.clone(),
+                })
             }
-            Err(e @ BollardError::DockerResponseServerError { .. }) => {
-                Err(DriverError::Exec { node: self.node.clone(), detail: format!("write {path}: {}", message_of(&e)) })
-            }
-            Err(e) => Err(self.engine.error(format!("copy {path} to node {}", self.node), e)),
+            Err(e @ BollardError::DockerResponseServerError { .. }) => Err(DriverError::Exec {
+                node: self.node.clone(),
+                detail: format!("write {path}: {}", message_of(&e)),
+            }),
+            Err(e) => Err(self
+                .engine
+                .error(format!("copy {path} to node {}", self.node), e)),
         }
     }
 
@@ -282,7 +365,10 @@ impl Runner for DockerRunner {
         if out.success() {
             Ok(out.stdout)
         } else {
-            Err(DriverError::Exec { node: self.node.clone(), detail: format!("read {path}: {}", out.last_error_line()) })
+            Err(DriverError::Exec {
+                node: self.node.clone(),
+                detail: format!("read {path}: {}", out.last_error_line()),
+            })
         }
     }
 }
@@ -310,7 +396,11 @@ mod tests {
             .unwrap()
             .map(|e| {
                 let e = e.unwrap();
-                (e.path().unwrap().display().to_string(), e.header().mode().unwrap(), e.header().size().unwrap())
+                (
+                    e.path().unwrap().display().to_string(),
+                    e.header().mode().unwrap(),
+                    e.header().size().unwrap(),
+                )
             })
             .collect();
         assert_eq!(entries, vec![("etc/minik/a.conf".to_string(), 0o640, 5)]);

@@ -43,7 +43,10 @@ pub(crate) enum Profile {
 impl Profile {
     /// Adds this profile's options to a node's host config.
     pub(crate) fn apply(self, host: &mut HostConfig) {
-        let mut security_opt = vec!["seccomp=unconfined".to_string(), "apparmor=unconfined".to_string()];
+        let security_opt = vec![
+            "seccomp=unconfined".to_string(),
+            "apparmor=unconfined".to_string(),
+        ];
         match self {
             Profile::Privileged => {
                 host.privileged = Some(true);
@@ -54,12 +57,16 @@ impl Profile {
                 host.cap_add = Some(vec!["ALL".into()]);
                 host.cap_drop = Some(vec!["SYS_RESOURCE".into()]);
                 // Without --privileged, /proc/sys is read-only and parts of /proc are masked;
-                // kube-proxy and the node's entrypoint write sysctls.
-                security_opt.push("systempaths=unconfined".into());
+                // kube-proxy and the node's entrypoint write sysctls. Empty lists (not absent
+                // ones) replace the engine's defaults: the CLI's `systempaths=unconfined`.
+                host.masked_paths = Some(Vec::new());
+                host.readonly_paths = Some(Vec::new());
                 // A non-privileged container cannot remount the cgroup v1 hierarchies read-write
                 // in a private namespace, so nested containers need the host's, mounted rw.
                 host.cgroupns_mode = Some(HostConfigCgroupnsModeEnum::HOST);
-                host.binds.get_or_insert_with(Vec::new).push("/sys/fs/cgroup:/sys/fs/cgroup:rw".into());
+                host.binds
+                    .get_or_insert_with(Vec::new)
+                    .push("/sys/fs/cgroup:/sys/fs/cgroup:rw".into());
             }
         }
         host.security_opt = Some(security_opt);
@@ -70,7 +77,8 @@ impl Profile {
 /// `--privileged` here (as opposed to any other start failure).
 pub(crate) fn is_privilege_refusal(message: &str) -> bool {
     let m = message.to_ascii_lowercase();
-    m.contains("unable to apply caps") || (m.contains("operation not permitted") && m.contains("runc"))
+    m.contains("unable to apply caps")
+        || (m.contains("operation not permitted") && m.contains("runc"))
 }
 
 #[cfg(test)]
@@ -79,8 +87,14 @@ mod tests {
 
     #[test]
     fn parse_modes() {
-        assert_eq!(SecurityMode::parse("Privileged"), Some(SecurityMode::Privileged));
-        assert_eq!(SecurityMode::parse("capabilities"), Some(SecurityMode::Capabilities));
+        assert_eq!(
+            SecurityMode::parse("Privileged"),
+            Some(SecurityMode::Privileged)
+        );
+        assert_eq!(
+            SecurityMode::parse("capabilities"),
+            Some(SecurityMode::Capabilities)
+        );
         assert_eq!(SecurityMode::parse(" auto "), Some(SecurityMode::Auto));
         assert_eq!(SecurityMode::parse("yes"), None);
     }
@@ -90,19 +104,28 @@ mod tests {
         let msg = "failed to create shim task: OCI runtime create failed: runc create failed: unable to \
                    start container process: unable to apply caps: operation not permitted: unknown";
         assert!(is_privilege_refusal(msg));
-        assert!(!is_privilege_refusal("driver failed programming external connectivity: port is already allocated"));
+        assert!(!is_privilege_refusal(
+            "driver failed programming external connectivity: port is already allocated"
+        ));
     }
 
     #[test]
     fn capabilities_profile_mounts_cgroups() {
-        let mut host = HostConfig { binds: Some(vec!["v:/var".into()]), ..Default::default() };
+        let mut host = HostConfig {
+            binds: Some(vec!["v:/var".into()]),
+            ..Default::default()
+        };
         Profile::Capabilities.apply(&mut host);
         assert_eq!(host.cap_drop, Some(vec!["SYS_RESOURCE".to_string()]));
         assert_eq!(host.binds.as_ref().map(Vec::len), Some(2));
         assert_eq!(host.cgroupns_mode, Some(HostConfigCgroupnsModeEnum::HOST));
+        assert_eq!(host.masked_paths, Some(vec![]));
         let mut host = HostConfig::default();
         Profile::Privileged.apply(&mut host);
         assert_eq!(host.privileged, Some(true));
-        assert_eq!(host.cgroupns_mode, Some(HostConfigCgroupnsModeEnum::PRIVATE));
+        assert_eq!(
+            host.cgroupns_mode,
+            Some(HostConfigCgroupnsModeEnum::PRIVATE)
+        );
     }
 }

@@ -2,7 +2,9 @@
 //! /var/run/docker.sock) and fail, not skip, when it does not answer.
 #![allow(dead_code)]
 
-use bollard::query_parameters::{ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder};
+use bollard::query_parameters::{
+    ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
+};
 use minik_driver_api::{ClusterRequest, Driver, NodeSpec, Observer, Role, labels};
 use minik_driver_docker::DockerDriver;
 use std::collections::{BTreeMap, HashMap};
@@ -12,14 +14,17 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// The image the tests' nodes run: Debian with a bash init that exits on SIGRTMIN+3.
 pub const TEST_IMAGE: &str = "localhost/minik/driver-test:1";
 
-const DOCKERFILE: &str = "FROM debian:trixie-slim\nCOPY init.sh /init.sh\nENTRYPOINT [\"/init.sh\"]\n";
+const DOCKERFILE: &str =
+    "FROM debian:trixie-slim\nCOPY init.sh /init.sh\nENTRYPOINT [\"/init.sh\"]\n";
 const INIT: &str = "#!/bin/bash\n# Stand-in for systemd: exits on its halt signal.\ntrap 'exit 0' RTMIN+3 TERM\nwhile :; do sleep 3600 & wait $!; done\n";
 
 /// A connected driver whose engine answers; panics (fails the test) otherwise.
 pub async fn driver() -> DockerDriver {
     let driver = DockerDriver::connect().expect("connect to the Docker Engine");
     if let Err(e) = driver.check().await {
-        panic!("these tests need a running Docker Engine (DOCKER_HOST or /var/run/docker.sock): {e}");
+        panic!(
+            "these tests need a running Docker Engine (DOCKER_HOST or /var/run/docker.sock): {e}"
+        );
     }
     driver
 }
@@ -39,9 +44,16 @@ pub async fn test_image(driver: &DockerDriver) -> String {
         }
         let context = tar.into_inner().unwrap();
         let mut lines = Vec::new();
-        let result = driver.build_image(context, TEST_IMAGE, HashMap::new(), |l| lines.push(l.to_string())).await;
+        let result = driver
+            .build_image(context, TEST_IMAGE, HashMap::new(), |l| {
+                lines.push(l.to_string())
+            })
+            .await;
         if let Err(e) = result {
-            panic!("building the test image failed (is debian:trixie-slim there? tests/make-base-image.sh makes it): {e}\n{}", lines.join("\n"));
+            panic!(
+                "building the test image failed (is debian:trixie-slim there? tests/make-base-image.sh makes it): {e}\n{}",
+                lines.join("\n")
+            );
         }
         *built = true;
     }
@@ -52,12 +64,20 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 
 /// A profile name no other test (or test run) uses.
 pub fn unique_profile(tag: &str) -> String {
-    format!("dt-{}-{tag}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst))
+    format!(
+        "dt-{}-{tag}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::SeqCst)
+    )
 }
 
 /// Node names as minik gives them: the profile, then `<profile>-m02`, ...
 pub fn node(profile: &str, index: u32, role: Role) -> NodeSpec {
-    let name = if index == 0 { profile.to_string() } else { format!("{profile}-m{:02}", index + 1) };
+    let name = if index == 0 {
+        profile.to_string()
+    } else {
+        format!("{profile}-m{:02}", index + 1)
+    };
     NodeSpec { name, role, index }
 }
 
@@ -78,7 +98,9 @@ pub struct ProfileGuard {
 
 impl ProfileGuard {
     pub fn new(profile: &str) -> ProfileGuard {
-        ProfileGuard { profile: profile.to_string() }
+        ProfileGuard {
+            profile: profile.to_string(),
+        }
     }
 }
 
@@ -87,7 +109,10 @@ impl Drop for ProfileGuard {
         let profile = self.profile.clone();
         // Drop cannot await; a fresh runtime on its own thread does the cleanup.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async {
                 if let Ok(d) = DockerDriver::connect()
                     && let Err(e) = d.delete_profile(&profile).await
@@ -115,18 +140,33 @@ impl Observer for RecordingObserver {
 
 /// Names of containers, volumes and networks that carry `profile`'s label, asked of the engine
 /// directly (not through the driver under test).
-pub async fn labelled(driver: &DockerDriver, profile: &str) -> (Vec<String>, Vec<String>, Vec<String>) {
+pub async fn labelled(
+    driver: &DockerDriver,
+    profile: &str,
+) -> (Vec<String>, Vec<String>, Vec<String>) {
     let docker = driver.engine().docker();
-    let filter = HashMap::from([("label".to_string(), vec![format!("{}={profile}", labels::PROFILE)])]);
+    let filter = HashMap::from([(
+        "label".to_string(),
+        vec![format!("{}={profile}", labels::PROFILE)],
+    )]);
     let containers = docker
-        .list_containers(Some(ListContainersOptionsBuilder::default().all(true).filters(&filter).build()))
+        .list_containers(Some(
+            ListContainersOptionsBuilder::default()
+                .all(true)
+                .filters(&filter)
+                .build(),
+        ))
         .await
         .unwrap()
         .into_iter()
         .filter_map(|c| c.names?.first().cloned())
         .collect();
     let volumes = docker
-        .list_volumes(Some(ListVolumesOptionsBuilder::default().filters(&filter).build()))
+        .list_volumes(Some(
+            ListVolumesOptionsBuilder::default()
+                .filters(&filter)
+                .build(),
+        ))
         .await
         .unwrap()
         .volumes
@@ -135,7 +175,11 @@ pub async fn labelled(driver: &DockerDriver, profile: &str) -> (Vec<String>, Vec
         .map(|v| v.name)
         .collect();
     let networks = docker
-        .list_networks(Some(ListNetworksOptionsBuilder::default().filters(&filter).build()))
+        .list_networks(Some(
+            ListNetworksOptionsBuilder::default()
+                .filters(&filter)
+                .build(),
+        ))
         .await
         .unwrap()
         .into_iter()

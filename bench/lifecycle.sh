@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Node lifecycle benchmark: times minik's create / stop / start / pause / unpause / delete for
+# 1 and 3 nodes (--no-kubernetes) and compares node boot with the floor the engine allows
+# (a bare `docker run` of the same node image, polled until containerd is active).
+#
+# Usage: bench/lifecycle.sh [ITERATIONS]   (default 3; prints medians in seconds)
+# Env:   MINIK=path/to/minik (default target/release/minik, else target/debug/minik)
+#        DRIVER=docker (the engine CLI of the same name is used for the floor)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+N="${1:-3}"
+DRIVER="${DRIVER:-docker}"
+MINIK="${MINIK:-}"
+if [[ -z "$MINIK" ]]; then
+  if [[ -x target/release/minik ]]; then MINIK=target/release/minik; else MINIK=target/debug/minik; fi
+fi
+export MINIK_HOME="$(mktemp -d)"
+export CI=true
+trap '"$MINIK" delete --all >/dev/null 2>&1 || true; rm -rf "$MINIK_HOME"' EXIT
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+timed() { local t; t=$(now); "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; exit 1; }; elapsed "$t"; }
+
+IMAGE=$("$MINIK" node-image build --driver "$DRIVER" -q | tail -n 1)
+
+# The floor: the same image started by hand with the options minik falls back to here.
+floor() {
+  local t name=minik-bench-floor
+  t=$(now)
+  $DRIVER run -d --name $name --hostname $name --cap-add=ALL --cap-drop=SYS_RESOURCE \
+    --security-opt seccomp=unconfined --security-opt apparmor=unconfined --cgroupns=host \
+    -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /tmp -v /var \
+    --stop-signal SIGRTMIN+3 "$IMAGE" >/dev/null
+  until [[ "$($DRIVER exec $name systemctl is-active containerd 2>/dev/null)" == active ]]; do sleep 0.05; done
+  elapsed "$t"
+  $DRIVER rm -f -v $name >/dev/null
+}
+
+declare -A R
+for nodes in 1 3; do
+  for op in create stop start pause unpause delete; do R[$nodes-$op]=""; done
+  for i in $(seq 1 "$N"); do
+    p="bench-$nodes"
+    R[$nodes-create]+="$(timed "$MINIK" start -p $p --driver "$DRIVER" --no-kubernetes --nodes $nodes)"$'\n'
+    R[$nodes-stop]+="$(timed "$MINIK" stop -p $p)"$'\n'
+    R[$nodes-start]+="$(timed "$MINIK" start -p $p)"$'\n'
+    R[$nodes-pause]+="$(timed "$MINIK" pause -p $p)"$'\n'
+    R[$nodes-unpause]+="$(timed "$MINIK" unpause -p $p)"$'\n'
+    R[$nodes-delete]+="$(timed "$MINIK" delete -p $p)"$'\n'
+  done
+done
+F=""
+for i in $(seq 1 "$N"); do F+="$(floor)"$'\n'; done
+floor_med=$(printf '%s' "$F" | median)
+
+echo "driver: $DRIVER   iterations: $N   image: $IMAGE"
+echo "floor (bare run -> containerd active, 1 node): ${floor_med}s"
+printf '%-8s %8s %8s %8s %8s %8s %8s %14s\n' nodes create stop start pause unpause delete "create/floor"
+for nodes in 1 3; do
+  c=$(printf '%s' "${R[$nodes-create]}" | median)
+  printf '%-8s %8s %8s %8s %8s %8s %8s %14s\n' "$nodes" "$c" \
+    "$(printf '%s' "${R[$nodes-stop]}" | median)" "$(printf '%s' "${R[$nodes-start]}" | median)" \
+    "$(printf '%s' "${R[$nodes-pause]}" | median)" "$(printf '%s' "${R[$nodes-unpause]}" | median)" \
+    "$(printf '%s' "${R[$nodes-delete]}" | median)" "$(awk -v a="$c" -v b="$floor_med" 'BEGIN { printf "%.2fx", a / b }')"
+done
