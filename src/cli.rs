@@ -65,10 +65,11 @@ pub enum Command {
     Status(StatusArgs),
     /// Stop a profile's nodes, keeping their data.
     Stop(StopArgs),
-    /// Freeze a profile's nodes.
-    Pause,
-    /// Resume a paused profile.
-    Unpause,
+    /// Pause Kubernetes: stop kubelet and freeze the containers of kube-system (or of -n NS /
+    /// -A) in every node. On --no-kubernetes profiles: freeze the whole nodes.
+    Pause(PauseArgs),
+    /// Resume what `pause` froze and start kubelet again (or thaw --no-kubernetes nodes).
+    Unpause(PauseArgs),
     /// Delete a profile: its nodes, volumes, network and files.
     Delete(DeleteArgs),
     /// Manage profiles.
@@ -86,6 +87,13 @@ pub enum Command {
         #[command(subcommand)]
         command: NodeImageCommand,
     },
+    /// Run kubectl against the profile: the host's kubectl when it is within one minor of the
+    /// cluster, else the control plane's (e.g. `minik kubectl -- get pods -A`).
+    Kubectl(KubectlArgs),
+    /// Point the profile's kubeconfig context at the API server's current address and make it
+    /// the current context.
+    #[command(name = "update-context")]
+    UpdateContext,
     /// Print minik's version.
     Version,
     /// Print a shell completion script (e.g. `minik completion bash > /etc/bash_completion.d/minik`).
@@ -110,9 +118,23 @@ pub struct StartArgs {
     #[arg(long)]
     pub no_kubernetes: bool,
 
-    /// Kubernetes version for new profiles.
+    /// Kubernetes version for new profiles (`stable` = minik's default).
     #[arg(long, value_name = "vX.Y.Z")]
     pub kubernetes_version: Option<String>,
+
+    /// Take the Kubernetes binaries (and image tarballs) from this directory instead of
+    /// downloading them, when the node image has to be built (air-gapped machines). Layout:
+    /// docs/kubernetes.md.
+    #[arg(long, value_name = "DIR", env = "MINIK_KUBERNETES_FROM")]
+    pub kubernetes_from: Option<PathBuf>,
+
+    /// Wait until the API answers, every node is Ready and CoreDNS has ready endpoints.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub wait: bool,
+
+    /// Do not switch the kubeconfig's current-context to the new cluster.
+    #[arg(long)]
+    pub keep_context: bool,
 
     /// Node image to use instead of minik's own (it must already be in the engine).
     #[arg(long, value_name = "IMG")]
@@ -150,6 +172,32 @@ pub struct StopArgs {
     /// Seconds to wait for a graceful shutdown before killing a node.
     #[arg(long, default_value_t = 30)]
     pub timeout: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct PauseArgs {
+    /// Namespaces whose containers to freeze, comma-separated [default: kube-system]
+    /// (Kubernetes profiles only; `unpause` resumes whatever `pause` froze).
+    #[arg(
+        short,
+        long,
+        value_delimiter = ',',
+        value_name = "NS,...",
+        conflicts_with = "all_namespaces"
+    )]
+    pub namespaces: Vec<String>,
+    /// Freeze the containers of every namespace (Kubernetes profiles only).
+    #[arg(short = 'A', long)]
+    pub all_namespaces: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct KubectlArgs {
+    /// kubectl's arguments, after `--`. With the node's kubectl, files must come on stdin
+    /// (`-f -`), since paths are read inside the node, and there is no terminal for
+    /// interactive commands (`exec -it`, `edit`): install a matching kubectl for those.
+    #[arg(last = true)]
+    pub args: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -199,17 +247,22 @@ pub enum NodeImageCommand {
 
 #[derive(Debug, Args)]
 pub struct NodeImageBuildArgs {
-    /// Kubernetes to install: `none`, or a version such as v1.35.0.
-    #[arg(long, default_value = "none", value_name = "none|vX.Y.Z")]
+    /// Kubernetes to install: `none`, `stable` (minik's default version), or vX.Y.Z.
+    #[arg(long, default_value = "none", value_name = "none|stable|vX.Y.Z")]
     pub kubernetes_version: String,
+    /// Take kubeadm, kubelet and kubectl (and image tarballs) from this directory instead of
+    /// downloading them from dl.k8s.io. Layout: docs/kubernetes.md.
+    #[arg(long, value_name = "DIR", env = "MINIK_KUBERNETES_FROM")]
+    pub kubernetes_from: Option<PathBuf>,
     /// Image tag (default: minik's own tag for that version).
     #[arg(long)]
     pub tag: Option<String>,
     /// Base image to build on.
     #[arg(long, default_value = "debian:trixie-slim")]
     pub base_image: String,
-    /// Where containerd and runc come from: Debian's packages, or upstream static releases.
-    #[arg(long, value_enum, default_value_t = ContainerdSource::Debian)]
+    /// Where containerd and runc come from: Debian's packages, upstream static releases, or
+    /// auto (Debian's unless the Kubernetes version needs containerd 2).
+    #[arg(long, value_enum, default_value_t = ContainerdSource::Auto)]
     pub containerd_source: ContainerdSource,
     /// Engine to build with.
     #[arg(long, env = "MINIK_DRIVER", default_value = "docker")]
@@ -224,6 +277,7 @@ pub struct NodeImageBuildArgs {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ContainerdSource {
+    Auto,
     Debian,
     Upstream,
 }
@@ -231,6 +285,7 @@ pub enum ContainerdSource {
 impl ContainerdSource {
     pub fn as_str(self) -> &'static str {
         match self {
+            ContainerdSource::Auto => "auto",
             ContainerdSource::Debian => "debian",
             ContainerdSource::Upstream => "upstream",
         }

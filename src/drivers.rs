@@ -1,7 +1,9 @@
 //! Driver selection and the closed enums that dispatch to each driver (as youki's
 //! `AnyCgroupManager`): no `dyn`, no async-trait, and futures stay `Send`.
 
-use crate::errors::{DRV_UNKNOWN, PROVIDER_NOT_FOUND, fail_with};
+use crate::errors::{
+    DRV_UNKNOWN, PROVIDER_NOT_FOUND, PROVIDER_NOT_RUNNING, driver_reason, fail_with,
+};
 use crate::state::Home;
 use minik_driver_api::fake::{FakeDriver, FakeEngine, FakeRunner};
 use minik_driver_api::{
@@ -9,23 +11,27 @@ use minik_driver_api::{
     Observer, Runner,
 };
 use minik_driver_docker::{DockerDriver, DockerRunner};
+use minik_driver_podman::PodmanDriver;
 use std::time::Duration;
 use tokio::io::AsyncWrite;
 
 /// Drivers users can choose, in auto-detection order.
-pub const DRIVERS: &[&str] = &["docker"];
+pub const DRIVERS: &[&str] = &["docker", "podman"];
 /// Drivers that are planned but not built yet; named so the error can say so.
-pub const PLANNED_DRIVERS: &[&str] = &["podman", "qemu"];
+pub const PLANNED_DRIVERS: &[&str] = &["qemu"];
 
 /// Any driver.
 pub enum AnyDriver {
     Docker(DockerDriver),
+    /// The docker driver on podman's Docker-compatible socket, with podman's quirks.
+    Podman(PodmanDriver),
     /// In-file fake engine for CLI tests (hidden `--driver fake`).
     Fake(FakeDriver),
 }
 
 /// Any driver's runner.
 pub enum AnyRunner {
+    /// Docker and podman nodes (both are reached through the Docker API's exec and archive).
     Docker(DockerRunner),
     Fake(FakeRunner),
 }
@@ -34,6 +40,7 @@ macro_rules! dispatch {
     ($self:ident, $d:ident => $e:expr) => {
         match $self {
             AnyDriver::Docker($d) => $e,
+            AnyDriver::Podman($d) => $e,
             AnyDriver::Fake($d) => $e,
         }
     };
@@ -44,6 +51,9 @@ impl AnyDriver {
     pub fn connect(name: &str, home: &Home) -> anyhow::Result<AnyDriver> {
         match name {
             "docker" => Ok(AnyDriver::Docker(DockerDriver::connect()?)),
+            "podman" => PodmanDriver::connect()
+                .map(AnyDriver::Podman)
+                .map_err(podman_failure),
             "fake" => Ok(AnyDriver::Fake(FakeDriver::new(FakeEngine::new(
                 home.fake_engine_file(),
             )))),
@@ -68,24 +78,66 @@ impl AnyDriver {
     ) -> anyhow::Result<(AnyDriver, EngineInfo)> {
         if let Some(name) = requested {
             let driver = AnyDriver::connect(name, home)?;
-            let info = driver.check().await?;
+            let info = driver.check_explained().await?;
             return Ok((driver, info));
         }
         let mut problems = Vec::new();
+        // Whether some engine is installed but does not answer (exit code NOT_RUNNING rather
+        // than NOT_FOUND).
+        let mut installed = false;
         for name in DRIVERS {
-            match AnyDriver::connect(name, home) {
-                Ok(driver) => match driver.check().await {
-                    Ok(info) => return Ok((driver, info)),
-                    Err(e) => problems.push(format!("{name}: {e}")),
-                },
-                Err(e) => problems.push(format!("{name}: {e:#}")),
+            let driver = match AnyDriver::connect(name, home) {
+                Ok(driver) => driver,
+                Err(e) => {
+                    installed |= is_unreachable(&e);
+                    problems.push(format!("{name}: {e:#}"));
+                    continue;
+                }
+            };
+            match driver.check().await {
+                // A DOCKER_HOST that points at podman's socket: that engine is the podman
+                // driver's (the docker driver's options, e.g. its ulimits, do not suit it).
+                Ok(_) if driver.is_podman_behind_docker().await => problems.push(format!(
+                    "docker: {} is podman's socket, not a Docker Engine",
+                    minik_driver_docker::docker_host()
+                )),
+                Ok(info) => return Ok((driver, info)),
+                Err(e) => {
+                    installed |= matches!(e, DriverError::EngineUnreachable { .. });
+                    problems.push(format!("{name}: {e}"));
+                }
             }
         }
+        let (reason, verb) = if installed {
+            (&PROVIDER_NOT_RUNNING, "no engine answers")
+        } else {
+            (&PROVIDER_NOT_FOUND, "no container engine found")
+        };
         Err(fail_with(
-            &PROVIDER_NOT_FOUND,
-            format!("no usable engine found ({})", problems.join("; ")),
-            "Install and start Docker Engine (or podman, or qemu), or pick one with --driver.",
+            reason,
+            format!("{verb} ({})", problems.join("; ")),
+            "Start Docker Engine (`sudo systemctl start docker`) or podman's API (`sudo systemctl start podman.socket`), \
+             install one of them, or pick a driver with --driver.",
         ))
+    }
+
+    /// [`Driver::check`], with the driver's own advice on a missing or stopped engine (podman's
+    /// differs from the generic docker-flavoured one).
+    pub async fn check_explained(&self) -> anyhow::Result<EngineInfo> {
+        match self {
+            AnyDriver::Podman(d) => d.check().await.map_err(podman_failure),
+            d => Ok(d.check().await?),
+        }
+    }
+
+    /// Whether this is the docker driver talking to podman (DOCKER_HOST names its socket).
+    async fn is_podman_behind_docker(&self) -> bool {
+        match self {
+            AnyDriver::Docker(d) => minik_driver_podman::is_podman(d.engine())
+                .await
+                .unwrap_or(false),
+            _ => false,
+        }
     }
 
     /// Drivers whose engines answer, for commands that must look everywhere (delete --all,
@@ -107,13 +159,37 @@ impl AnyDriver {
         found
     }
 
-    /// The docker driver, when this is one (image builds need the engine's build API).
-    pub fn as_docker(&self) -> Option<&DockerDriver> {
+    /// The Docker-API driver underneath (docker itself, or podman through its compatible
+    /// API), for what goes through that API alike on both engines: image builds, existence
+    /// checks, exports. `None` for drivers without a container engine.
+    pub fn as_container_engine(&self) -> Option<&DockerDriver> {
         match self {
             AnyDriver::Docker(d) => Some(d),
+            AnyDriver::Podman(d) => Some(d.docker()),
             AnyDriver::Fake(_) => None,
         }
     }
+}
+
+/// A podman driver error as a failure with podman's advice (install it, or start its API at
+/// the socket this environment selects).
+fn podman_failure(e: DriverError) -> anyhow::Error {
+    match minik_driver_podman::advice(&e) {
+        Some(advice) => fail_with(driver_reason(&e), e.to_string(), advice),
+        None => e.into(),
+    }
+}
+
+/// Whether `e` says an engine is installed but does not answer.
+fn is_unreachable(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<DriverError>(),
+            Some(DriverError::EngineUnreachable { .. })
+        ) || c
+            .downcast_ref::<crate::errors::Failure>()
+            .is_some_and(|f| *f.reason == PROVIDER_NOT_RUNNING)
+    })
 }
 
 impl Driver for AnyDriver {
@@ -160,6 +236,7 @@ impl Driver for AnyDriver {
     fn runner(&self, node: &str) -> AnyRunner {
         match self {
             AnyDriver::Docker(d) => AnyRunner::Docker(d.runner(node)),
+            AnyDriver::Podman(d) => AnyRunner::Docker(d.runner(node)),
             AnyDriver::Fake(d) => AnyRunner::Fake(d.runner(node)),
         }
     }

@@ -26,7 +26,11 @@ impl Env {
             .env_remove("MINIK_DRIVER")
             .env_remove("MINIK_FAKE_FAIL")
             .env_remove("MINIK_FAKE_UNREACHABLE")
-            .env("CI", "true");
+            .env("CI", "true")
+            // No real engine is reachable: commands that scan every engine (profile list,
+            // delete --all) see only the fake one, whatever runs on this machine.
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .env("CONTAINER_HOST", "unix:///nonexistent/podman.sock");
         cmd
     }
     fn minik(&self, args: &[&str]) -> Out {

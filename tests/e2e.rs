@@ -23,6 +23,8 @@ struct Suite {
     cli: &'static str,
     home: tempfile::TempDir,
     tag: String,
+    /// Every profile name handed out, for the cleanup on drop.
+    profiles: std::sync::Mutex<Vec<String>>,
 }
 
 #[derive(Debug)]
@@ -68,30 +70,17 @@ impl Suite {
             cli,
             home: tempfile::tempdir().unwrap(),
             tag: format!("{}-{}", test, std::process::id() % 100000),
+            profiles: std::sync::Mutex::new(Vec::new()),
         };
-        let info = Command::new(cli)
-            .arg("info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        assert!(
-            matches!(info, Ok(s) if s.success()),
-            "the {driver} engine is not answering (`{cli} info` failed): the e2e suite needs it running"
-        );
-        let img = Command::new(cli)
-            .args(["image", "inspect", HELLO_IMAGE])
-            .output()
-            .unwrap();
-        assert!(
-            img.status.success(),
-            "{HELLO_IMAGE} is missing in {cli}: run tests/make-test-image.sh"
-        );
+        check_engine(driver, cli);
         suite
     }
 
     /// A profile name unique to this test and process.
     fn profile(&self, suffix: &str) -> String {
-        format!("e2e-{}-{}{}", self.driver, self.tag, suffix)
+        let name = format!("e2e-{}-{}{}", self.driver, self.tag, suffix);
+        self.profiles.lock().unwrap().push(name.clone());
+        name
     }
 
     fn cmd(&self) -> Command {
@@ -191,30 +180,7 @@ impl Suite {
 
     /// Names of engine resources labelled with the profile, per kind.
     fn leftovers(&self, profile: &str) -> Vec<String> {
-        let filter = format!("label=io.minik.profile={profile}");
-        let mut found = Vec::new();
-        for args in [
-            vec!["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"],
-            vec!["volume", "ls", "--filter", &filter, "--format", "{{.Name}}"],
-            vec![
-                "network",
-                "ls",
-                "--filter",
-                &filter,
-                "--format",
-                "{{.Name}}",
-            ],
-        ] {
-            let out = Command::new(self.cli).args(&args).output().unwrap();
-            assert!(out.status.success(), "{} {:?} failed", self.cli, args);
-            found.extend(
-                String::from_utf8_lossy(&out.stdout)
-                    .lines()
-                    .filter(|l| !l.is_empty())
-                    .map(|l| format!("{}: {l}", args[0])),
-            );
-        }
-        found
+        leftovers_in(self.cli, profile)
     }
 
     fn status_json(&self, profile: &str) -> (i32, serde_json::Value) {
@@ -225,10 +191,63 @@ impl Suite {
     }
 }
 
+/// Names of resources labelled with `profile` on the engine that CLI `cli` drives, per kind.
+fn leftovers_in(cli: &str, profile: &str) -> Vec<String> {
+    let filter = format!("label=io.minik.profile={profile}");
+    let mut found = Vec::new();
+    for args in [
+        vec!["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"],
+        vec!["volume", "ls", "--filter", &filter, "--format", "{{.Name}}"],
+        vec![
+            "network",
+            "ls",
+            "--filter",
+            &filter,
+            "--format",
+            "{{.Name}}",
+        ],
+    ] {
+        let out = Command::new(cli).args(&args).output().unwrap();
+        assert!(out.status.success(), "{cli} {args:?} failed");
+        found.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(|l| format!("{}: {l}", args[0])),
+        );
+    }
+    found
+}
+
+/// Fails the test (never skips) when the engine or the nested-container test image is missing.
+fn check_engine(driver: &str, cli: &str) {
+    let info = Command::new(cli)
+        .arg("info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+    assert!(
+        matches!(info, Ok(s) if s.success()),
+        "the {driver} engine is not answering (`{cli} info` failed): the e2e suite needs it running"
+    );
+    let img = Command::new(cli)
+        .args(["image", "inspect", HELLO_IMAGE])
+        .output()
+        .unwrap();
+    assert!(
+        img.status.success(),
+        "{HELLO_IMAGE} is missing in {cli}: run tests/make-test-image.sh"
+    );
+}
+
 impl Drop for Suite {
     fn drop(&mut self) {
-        // Best-effort cleanup of everything this test's profiles may have left on the engine.
-        let _ = self.cmd().args(["delete", "--all"]).output();
+        // Best-effort cleanup of what this test's profiles may have left on the engines. Only
+        // its own: `delete --all` would also remove the profiles of tests running alongside
+        // (it deletes every labelled profile on every engine that answers).
+        for name in self.profiles.lock().unwrap().iter() {
+            let _ = self.cmd().args(["delete", "-p", name]).output();
+        }
     }
 }
 
@@ -430,6 +449,166 @@ macro_rules! e2e_suite {
 }
 
 e2e_suite!(docker, "docker");
+e2e_suite!(podman, "podman");
+
+/// A docker profile and a podman profile in one MINIK_HOME: both run, `profile list` shows each
+/// with its driver, and each lives only on its own engine.
+#[test]
+fn docker_and_podman_profiles_side_by_side() {
+    let s = Suite::new("docker", "docker", "mixed");
+    check_engine("podman", "podman");
+    let (d, p) = (s.profile("d"), s.profile("p"));
+    // One after the other: each engine picks its subnet among the host's routes, which only
+    // show the other engine's network once it exists.
+    s.start(&d, 1).ok();
+    s.minik(&[
+        "start",
+        "-p",
+        &p,
+        "--driver",
+        "podman",
+        "--no-kubernetes",
+        "--wait-timeout",
+        "120s",
+    ])
+    .ok();
+
+    let list: serde_json::Value =
+        serde_json::from_str(&s.minik(&["profile", "list", "-o", "json"]).ok().stdout).unwrap();
+    let rows = list["profiles"].as_array().unwrap();
+    for (name, driver) in [(&d, "docker"), (&p, "podman")] {
+        let row = rows
+            .iter()
+            .find(|r| r["name"] == name.as_str())
+            .unwrap_or_else(|| panic!("{name} not listed: {list}"));
+        assert_eq!(row["driver"], driver, "{row}");
+        assert_eq!(row["status"], "Running", "{row}");
+    }
+    let text = s.minik(&["profile", "list"]).ok().stdout;
+    for (name, driver) in [(&d, "docker"), (&p, "podman")] {
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(name.as_str()))
+            .unwrap_or_else(|| panic!("{name} not in:\n{text}"));
+        assert!(line.split_whitespace().nth(1) == Some(driver), "{line}");
+    }
+    // Each node runs on its own engine only.
+    assert_eq!(leftovers_in("docker", &p), Vec::<String>::new());
+    assert_eq!(leftovers_in("podman", &d), Vec::<String>::new());
+    s.assert_booted(&d, &d);
+    s.assert_booted(&p, &p);
+    assert_eq!(
+        s.ssh(&p, &p, &["sh", "-c", "echo $container"])
+            .ok()
+            .stdout
+            .trim(),
+        "podman"
+    );
+
+    s.minik(&["delete", "-p", &p]).ok();
+    assert_eq!(leftovers_in("podman", &p), Vec::<String>::new());
+    assert_eq!(s.status_json(&d).0, 0, "the docker profile is untouched");
+    s.minik(&["delete", "-p", &d]).ok();
+    assert_eq!(leftovers_in("docker", &d), Vec::<String>::new());
+}
+
+/// Without --driver, minik takes docker when it answers and podman otherwise, and says why.
+#[test]
+fn auto_detection_falls_back_to_podman() {
+    let s = Suite::new("podman", "podman", "auto");
+    let p = s.profile("");
+    let run = to_run(
+        s.cmd()
+            .args([
+                "start",
+                "-p",
+                &p,
+                "--no-kubernetes",
+                "--wait-timeout",
+                "120s",
+            ])
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .output()
+            .unwrap(),
+    )
+    .ok();
+    assert!(run.stderr.contains("Using the podman driver"), "{run:?}");
+    let list: serde_json::Value =
+        serde_json::from_str(&s.minik(&["profile", "list", "-o", "json"]).ok().stdout).unwrap();
+    let row = list["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == p.as_str())
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(row["driver"], "podman", "{list}");
+    // Later commands use the profile's driver, whatever DOCKER_HOST says.
+    s.minik(&["delete", "-p", &p]).ok();
+    assert_eq!(leftovers_in("podman", &p), Vec::<String>::new());
+
+    // Neither engine: every reason is listed.
+    let run = to_run(
+        s.cmd()
+            .args(["start", "-p", &p, "--no-kubernetes"])
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .env("CONTAINER_HOST", "unix:///nonexistent/podman.sock")
+            .output()
+            .unwrap(),
+    )
+    .code(65);
+    assert!(run.stderr.contains("PROVIDER_NOT_FOUND"), "{run:?}");
+    assert!(
+        run.stderr.contains("docker:") && run.stderr.contains("podman:"),
+        "{run:?}"
+    );
+    assert!(!s.home.path().join("profiles").join(&p).exists());
+}
+
+/// An unreachable podman fails fast with PROVIDER_NOT_FOUND / PROVIDER_NOT_RUNNING and
+/// podman's own advice; minik starts no service on a socket the user named.
+#[test]
+fn unreachable_podman_engine() {
+    let home = tempfile::tempdir().unwrap();
+    let minik = |container_host: &str| {
+        let start = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_minik"))
+            .args([
+                "start",
+                "-p",
+                "e2e-unreachable",
+                "--driver",
+                "podman",
+                "--no-kubernetes",
+            ])
+            .env("MINIK_HOME", home.path())
+            .env("CONTAINER_HOST", container_host)
+            .env("CI", "true")
+            .output()
+            .unwrap();
+        assert!(start.elapsed() < Duration::from_secs(20));
+        to_run(out)
+    };
+    // No socket at all.
+    let run = minik("unix:///nonexistent/podman.sock").code(65);
+    assert!(run.stderr.contains("PROVIDER_NOT_FOUND"), "{run:?}");
+    assert!(run.stderr.contains("/nonexistent/podman.sock"), "{run:?}");
+    assert!(
+        run.stderr.contains("CONTAINER_HOST"),
+        "advice names the variable: {run:?}"
+    );
+    // A socket file nothing listens on (a crashed service).
+    let stale = home.path().join("podman.sock");
+    drop(std::os::unix::net::UnixListener::bind(&stale).unwrap());
+    let run = minik(&format!("unix://{}", stale.display())).code(63);
+    assert!(run.stderr.contains("PROVIDER_NOT_RUNNING"), "{run:?}");
+    assert!(run.stderr.contains("podman system service"), "{run:?}");
+    assert!(
+        std::os::unix::net::UnixStream::connect(&stale).is_err(),
+        "minik started nothing"
+    );
+    assert!(!home.path().join("profiles").exists());
+}
 
 /// An unreachable engine fails fast with PROVIDER_NOT_RUNNING / PROVIDER_NOT_FOUND.
 #[test]

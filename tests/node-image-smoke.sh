@@ -36,17 +36,20 @@ if [[ "${BUILD:-0}" == 1 ]]; then
   log "built $NODE_IMAGE in $(since "$t")s"
 fi
 
-# Run options: kind's recipe is --privileged --cgroupns=private. --privileged fails on the
-# minik development VMs (no CAP_SYS_RESOURCE in the bounding set), so use the equivalent caps
-# and the host's cgroup hierarchy there. Set PRIVILEGED=1 to test kind's recipe.
+# Run options: kind's recipe is --privileged --cgroupns=private (PRIVILEGED=1). --privileged
+# fails on the minik development VMs (no CAP_SYS_RESOURCE in the bounding set), so by default
+# use the equivalent capabilities with a private cgroup namespace (the entrypoint makes the
+# cgroup mounts writable). CGROUPNS=host tests the older fallback with the host's hierarchy.
 node_opts=(--detach --tty --network "$NET" --tmpfs /run --tmpfs /tmp
   --security-opt seccomp=unconfined --security-opt apparmor=unconfined
   --stop-signal SIGRTMIN+3)
 if [[ "${PRIVILEGED:-0}" == 1 ]]; then
   node_opts+=(--privileged --cgroupns=private)
-else
+elif [[ "${CGROUPNS:-private}" == host ]]; then
   node_opts+=(--cap-add=ALL --cap-drop=SYS_RESOURCE --cgroupns=host
     -v /sys/fs/cgroup:/sys/fs/cgroup:rw)
+else
+  node_opts+=(--cap-add=ALL --cap-drop=SYS_RESOURCE --cgroupns=private)
 fi
 [[ -d /lib/modules ]] && node_opts+=(-v /lib/modules:/lib/modules:ro)
 

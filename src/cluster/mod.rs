@@ -2,6 +2,9 @@
 //! provisioning as an ordered list of named steps, node boot checks, and restart.
 
 pub mod boot;
+pub mod health;
+pub mod kubernetes;
+pub mod pause;
 
 use crate::errors::{GUEST_PROVISION, fail_with};
 use crate::ui::Reporter;

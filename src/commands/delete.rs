@@ -1,13 +1,21 @@
-//! `minik delete`: remove a profile's nodes, volumes, network and files. Resources are found
-//! by label, so this works when the profile file is missing or corrupt.
+//! `minik delete`: remove a profile's nodes, volumes, network and files, then its cluster,
+//! user and context from the kubeconfig. Resources are found by label, so this works when the
+//! profile file is missing or corrupt.
+//!
+//! Order matters: the engine part runs first and completes, then the kubeconfig is edited.
+//! A kubeconfig that cannot be changed (another program holds its lock too long, it does not
+//! parse) is reported as an error afterwards, with the engine resources already gone, never
+//! half-deleted.
 
 use super::Context;
 use crate::cli::DeleteArgs;
 use crate::drivers::AnyDriver;
+use crate::kube::kubeconfig::{self, DEFAULT_LOCK_TIMEOUT};
 use crate::state::{Profile, ProfileLoad, ProfileLock};
 use minik_driver_api::{DeleteReport, Driver};
 use serde_json::json;
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 
 pub async fn run(ctx: &Context, args: DeleteArgs) -> anyhow::Result<u8> {
     if args.all {
@@ -19,27 +27,38 @@ pub async fn run(ctx: &Context, args: DeleteArgs) -> anyhow::Result<u8> {
         if names.is_empty() {
             ctx.reporter.info("No profiles to delete");
         }
+        // A kubeconfig failure does not stop the other profiles' deletion; the first one is
+        // reported at the end.
+        let mut kubeconfig_error = None;
         for name in names {
-            delete_one(ctx, &name, Some(&drivers)).await?;
+            if let Err(e) = delete_one(ctx, &name, Some(&drivers)).await? {
+                kubeconfig_error.get_or_insert(e);
+            }
         }
-        return Ok(0);
+        return kubeconfig_error.map_or(Ok(0), Err);
     }
     let name = ctx.profile_name()?.to_string();
-    delete_one(ctx, &name, None).await?;
+    delete_one(ctx, &name, None).await??;
     Ok(0)
 }
 
-async fn delete_one(ctx: &Context, name: &str, all: Option<&[AnyDriver]>) -> anyhow::Result<()> {
+/// Deletes one profile. The outer error is the engine part's (nothing else was tried); the
+/// inner one a kubeconfig failure after the engine part completed.
+async fn delete_one(
+    ctx: &Context,
+    name: &str,
+    all: Option<&[AnyDriver]>,
+) -> anyhow::Result<anyhow::Result<()>> {
     let _lock = ProfileLock::acquire(&ctx.home, name)?;
     // The recorded driver when the profile file is readable; otherwise every engine that
     // answers, since labels identify minik's resources there.
-    let recorded = match Profile::load(&ctx.home, name) {
-        Ok(ProfileLoad::Found(p)) => Some(p.driver),
-        Ok(ProfileLoad::Missing) => None,
+    let (recorded, kubernetes) = match Profile::load(&ctx.home, name) {
+        Ok(ProfileLoad::Found(p)) => (Some(p.driver), Some(p.kubernetes.is_some())),
+        Ok(ProfileLoad::Missing) => (None, None),
         Err(e) => {
             ctx.reporter
                 .warn(&format!("{e:#}; looking for its resources on every engine"));
-            None
+            (None, None)
         }
     };
     let owned;
@@ -81,10 +100,24 @@ async fn delete_one(ctx: &Context, name: &str, all: Option<&[AnyDriver]>) -> any
         }
     };
     step.done();
+
+    let (cleaned, kubeconfig_result) = remove_kubeconfig_entries(name).await;
+    let kubeconfig_result = match kubeconfig_result {
+        // A --no-kubernetes profile never wrote kubeconfig entries: a kubeconfig minik cannot
+        // read is not this deletion's failure.
+        Err(e) if kubernetes == Some(false) => {
+            ctx.reporter
+                .warn(&format!("kubeconfig not checked for \"{name}\": {e:#}"));
+            Ok(())
+        }
+        other => other,
+    };
     if report.is_empty() && !had_dir {
-        ctx.reporter.info(&format!(
-            "Profile \"{name}\" does not exist: nothing to delete"
-        ));
+        if cleaned.is_empty() {
+            ctx.reporter.info(&format!(
+                "Profile \"{name}\" does not exist: nothing to delete"
+            ));
+        }
     } else {
         ctx.reporter.info(&format!(
             "Deleted profile \"{name}\": {} node(s), {} volume(s), {} network(s)",
@@ -93,7 +126,55 @@ async fn delete_one(ctx: &Context, name: &str, all: Option<&[AnyDriver]>) -> any
             report.networks.len()
         ));
     }
-    ctx.reporter
-        .event(json!({"type": "result", "profile": name, "deleted": report}));
-    Ok(())
+    for path in &cleaned {
+        ctx.reporter.info(&format!(
+            "Removed context \"{name}\" from {}",
+            path.display()
+        ));
+    }
+    ctx.reporter.event(json!({
+        "type": "result", "profile": name, "deleted": report,
+        "kubeconfig": cleaned.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+    }));
+    Ok(kubeconfig_result.map_err(|e| {
+        e.context(format!(
+            "profile \"{name}\" was deleted, but its kubeconfig entries were not removed"
+        ))
+    }))
+}
+
+/// The kubeconfig files to clean: every `$KUBECONFIG` entry, else `~/.kube/config`.
+fn kubeconfig_files() -> Vec<PathBuf> {
+    let paths = kubeconfig::kubeconfig_paths(std::env::var_os("KUBECONFIG").as_deref());
+    if !paths.is_empty() {
+        return paths;
+    }
+    dirs::home_dir()
+        .map(|home| vec![home.join(".kube").join("config")])
+        .unwrap_or_default()
+}
+
+/// Removes the profile's cluster, user and context from every kubeconfig file (current-context
+/// is cleared only where it named the profile). Returns the files changed and the first
+/// failure; a failure on one file does not stop the others.
+async fn remove_kubeconfig_entries(name: &str) -> (Vec<PathBuf>, anyhow::Result<()>) {
+    let mut changed = Vec::new();
+    let mut first_error = None;
+    for path in kubeconfig_files() {
+        let profile = name.to_string();
+        let file = path.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            kubeconfig::remove_from(&file, &profile, DEFAULT_LOCK_TIMEOUT)
+        })
+        .await
+        .unwrap_or_else(|e| Err(anyhow::anyhow!("kubeconfig cleanup stopped: {e}")));
+        match result {
+            Ok(true) => changed.push(path),
+            Ok(false) => {}
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    (changed, first_error.map_or(Ok(()), Err))
 }

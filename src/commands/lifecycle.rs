@@ -1,12 +1,19 @@
-//! `stop`, `pause`, `unpause`: change the host state of every node of a profile.
+//! `stop`, `pause`, `unpause`.
+//!
+//! `stop` stops every node of a profile. `pause`/`unpause` work at the Kubernetes level on
+//! Kubernetes profiles (kubelet stopped, the chosen namespaces' containers frozen with runc:
+//! `cluster::pause`), and freeze/thaw the whole nodes through the driver on --no-kubernetes
+//! profiles.
 
 use super::{Context, live_nodes, state_of};
-use crate::cli::StopArgs;
-use crate::errors::{GUEST_NOT_RUNNING, fail_with};
+use crate::cli::{PauseArgs, StopArgs};
+use crate::cluster::pause::{self, Namespaces};
+use crate::drivers::AnyDriver;
+use crate::errors::{GUEST_NOT_RUNNING, USAGE, fail_with};
 use crate::state::{Profile, ProfileLoad, ProfileLock};
 use anyhow::Context as _;
-use futures_util::future::try_join_all;
-use minik_driver_api::{Driver, HostState};
+use futures_util::future::{join_all, try_join_all};
+use minik_driver_api::{Driver, HostState, NodeInfo};
 use serde_json::json;
 use std::time::Duration;
 
@@ -50,6 +57,9 @@ async fn stop_profile(ctx: &Context, profile: &Profile, timeout: Duration) -> an
         ctx.reporter
             .info(&format!("Profile \"{}\" is already stopped", profile.name));
     } else {
+        if profile.kubernetes.is_some() {
+            thaw_before_stop(ctx, &driver, &live, &to_stop).await;
+        }
         let step = ctx.reporter.step(
             "stop-nodes",
             format!("Stopping {} node(s) of \"{}\"", to_stop.len(), profile.name),
@@ -71,10 +81,57 @@ async fn stop_profile(ctx: &Context, profile: &Profile, timeout: Duration) -> an
     Ok(())
 }
 
-pub async fn pause(ctx: &Context) -> anyhow::Result<u8> {
+/// Best effort, before stopping a Kubernetes profile: resumes what `minik pause` froze in the
+/// running nodes, so their shutdown is clean and no stale marker survives (a failure is only a
+/// warning: the stop goes ahead and the engine kills what does not stop).
+async fn thaw_before_stop(ctx: &Context, driver: &AnyDriver, live: &[NodeInfo], nodes: &[&str]) {
+    let running: Vec<&str> = nodes
+        .iter()
+        .copied()
+        .filter(|n| state_of(live, n) == HostState::Running)
+        .collect();
+    let results = join_all(
+        running
+            .iter()
+            .map(|n| async move { (*n, pause::thaw_before_stop(&driver.runner(n)).await) }),
+    )
+    .await;
+    for (node, result) in results {
+        if let Err(e) = result {
+            ctx.reporter.warn(&format!(
+                "node {node}: could not resume paused containers: {e:#}"
+            ));
+        }
+    }
+}
+
+/// `-n`/`-A` only make sense on Kubernetes profiles.
+fn check_pause_flags(profile: &Profile, args: &PauseArgs) -> anyhow::Result<()> {
+    if profile.kubernetes.is_none() && (args.all_namespaces || !args.namespaces.is_empty()) {
+        return Err(fail_with(
+            &USAGE,
+            format!(
+                "profile \"{}\" runs without Kubernetes: -n/--namespaces and -A/--all-namespaces do not apply",
+                profile.name
+            ),
+            format!(
+                "Run `minik pause -p {}` without them: it freezes the whole nodes.",
+                profile.name
+            ),
+        ));
+    }
+    Ok(())
+}
+
+pub async fn pause(ctx: &Context, args: PauseArgs) -> anyhow::Result<u8> {
     let name = ctx.profile_name()?.to_string();
     let _lock = ProfileLock::acquire(&ctx.home, &name)?;
     let profile = ctx.load_profile()?;
+    check_pause_flags(&profile, &args)?;
+    if profile.kubernetes.is_some() {
+        let namespaces = Namespaces::from_flags(&args.namespaces, args.all_namespaces)?;
+        return pause_kubernetes(ctx, &profile, &namespaces).await;
+    }
     let (driver, live) = live_nodes(ctx, &profile).await?;
     let mut to_pause = Vec::new();
     for n in &profile.nodes {
@@ -104,10 +161,58 @@ pub async fn pause(ctx: &Context) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-pub async fn unpause(ctx: &Context) -> anyhow::Result<u8> {
+/// Kubernetes pause on every node (all must be running): kubelet stopped, then the chosen
+/// namespaces' containers frozen, in parallel across nodes.
+async fn pause_kubernetes(
+    ctx: &Context,
+    profile: &Profile,
+    namespaces: &Namespaces,
+) -> anyhow::Result<u8> {
+    let (driver, live) = live_nodes(ctx, profile).await?;
+    for n in &profile.nodes {
+        let state = state_of(&live, &n.name);
+        if state != HostState::Running {
+            return Err(not_running(&profile.name, &n.name, state));
+        }
+    }
+    let step = ctx.reporter.step(
+        "pause",
+        format!(
+            "Pausing Kubernetes in {} node(s) of \"{}\" ({})",
+            profile.nodes.len(),
+            profile.name,
+            namespaces.describe()
+        ),
+    );
+    let r = try_join_all(profile.nodes.iter().map(|n| {
+        let driver = &driver;
+        async move {
+            pause::pause_node(&driver.runner(&n.name), namespaces)
+                .await
+                .with_context(|| format!("pausing Kubernetes on node {}", n.name))
+        }
+    }))
+    .await;
+    let frozen: usize = step.finish_with(r)?.iter().map(Vec::len).sum();
+    ctx.reporter.info(&format!(
+        "Paused {frozen} containers in: {}",
+        namespaces.describe()
+    ));
+    ctx.reporter.event(json!({
+        "type": "result", "profile": profile.name, "status": "Paused",
+        "namespaces": namespaces.names(), "containers": frozen,
+    }));
+    Ok(0)
+}
+
+pub async fn unpause(ctx: &Context, args: PauseArgs) -> anyhow::Result<u8> {
     let name = ctx.profile_name()?.to_string();
     let _lock = ProfileLock::acquire(&ctx.home, &name)?;
     let profile = ctx.load_profile()?;
+    check_pause_flags(&profile, &args)?;
+    if profile.kubernetes.is_some() {
+        return unpause_kubernetes(ctx, &profile).await;
+    }
     let (driver, live) = live_nodes(ctx, &profile).await?;
     let mut to_unpause = Vec::new();
     for n in &profile.nodes {
@@ -138,6 +243,48 @@ pub async fn unpause(ctx: &Context) -> anyhow::Result<u8> {
     step.finish_with(r)?;
     ctx.reporter
         .event(json!({"type": "result", "profile": profile.name, "status": "Running"}));
+    Ok(0)
+}
+
+/// Kubernetes unpause on every node: a node whose host is frozen is thawed first, then the
+/// containers in its marker are resumed and kubelet started.
+async fn unpause_kubernetes(ctx: &Context, profile: &Profile) -> anyhow::Result<u8> {
+    let (driver, live) = live_nodes(ctx, profile).await?;
+    for n in &profile.nodes {
+        let state = state_of(&live, &n.name);
+        if !matches!(state, HostState::Running | HostState::Paused) {
+            return Err(not_running(&profile.name, &n.name, state));
+        }
+    }
+    let step = ctx.reporter.step(
+        "unpause",
+        format!(
+            "Resuming Kubernetes in {} node(s) of \"{}\"",
+            profile.nodes.len(),
+            profile.name
+        ),
+    );
+    let r = try_join_all(profile.nodes.iter().map(|n| {
+        let driver = &driver;
+        let live = &live;
+        async move {
+            if state_of(live, &n.name) == HostState::Paused {
+                driver
+                    .unpause_node(&n.name)
+                    .await
+                    .with_context(|| format!("resuming node {}", n.name))?;
+            }
+            pause::unpause_node(&driver.runner(&n.name), true)
+                .await
+                .with_context(|| format!("resuming Kubernetes on node {}", n.name))
+        }
+    }))
+    .await;
+    let resumed: usize = step.finish_with(r)?.iter().map(Vec::len).sum();
+    ctx.reporter.info(&format!("Unpaused {resumed} containers"));
+    ctx.reporter.event(json!({
+        "type": "result", "profile": profile.name, "status": "Running", "containers": resumed,
+    }));
     Ok(0)
 }
 

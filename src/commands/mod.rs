@@ -2,6 +2,7 @@
 //! reason (see `errors`).
 
 mod delete;
+mod kubectl;
 mod lifecycle;
 mod logs;
 mod node_image;
@@ -9,6 +10,7 @@ mod profile;
 mod ssh;
 mod start;
 mod status;
+mod update_context;
 
 use crate::cli::{Command, GlobalArgs, NodeImageCommand, OutputFormat, ProfileCommand};
 use crate::drivers::AnyDriver;
@@ -97,14 +99,16 @@ pub async fn run(ctx: &Context, command: Command) -> anyhow::Result<u8> {
         Command::Start(args) => start::run(ctx, args).await,
         Command::Status(args) => status::run(ctx, args).await,
         Command::Stop(args) => lifecycle::stop(ctx, args).await,
-        Command::Pause => lifecycle::pause(ctx).await,
-        Command::Unpause => lifecycle::unpause(ctx).await,
+        Command::Pause(args) => lifecycle::pause(ctx, args).await,
+        Command::Unpause(args) => lifecycle::unpause(ctx, args).await,
         Command::Delete(args) => delete::run(ctx, args).await,
         Command::Profile {
             command: ProfileCommand::List,
         } => profile::list(ctx).await,
         Command::Ssh(args) => ssh::run(ctx, args).await,
         Command::Logs(args) => logs::run(ctx, args).await,
+        Command::Kubectl(args) => kubectl::run(ctx, args).await,
+        Command::UpdateContext => update_context::run(ctx).await,
         Command::NodeImage {
             command: NodeImageCommand::Build(args),
         } => node_image::build(ctx, args).await,

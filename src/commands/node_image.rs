@@ -1,30 +1,58 @@
 //! `minik node-image build`: build the node image from the embedded recipe through the
-//! engine's build API.
+//! engine's build API, with Kubernetes binaries downloaded (checksum-verified) or taken from a
+//! local directory.
 
 use super::Context;
 use crate::cli::{ContainerdSource, NodeImageBuildArgs};
 use crate::drivers::AnyDriver;
-use crate::errors::{DRV_IMAGE, GUEST_UNSUPPORTED, USAGE, fail, fail_with};
+use crate::errors::{DRV_IMAGE, INTERNAL, USAGE, fail, fail_with};
+use crate::kube::release::{self, Arch, BinarySource, ProgressEvent};
+use crate::kube::version::KubernetesVersion;
 use crate::node_image;
 use crate::ui::Mode;
 use minik_driver_api::Driver;
 use minik_driver_docker::DockerDriver;
 use std::collections::HashMap;
+use std::path::PathBuf;
+
+/// Environment variable naming another release mirror (tests, corporate mirrors).
+pub const BASE_URL_ENV: &str = "MINIK_KUBERNETES_BASE_URL";
 
 /// What to build.
+#[derive(Debug, Clone)]
 pub struct BuildPlan {
     pub tag: String,
-    pub kubernetes_version: String,
+    /// `None` builds the container-runtime-only image.
+    pub kubernetes: Option<KubernetesVersion>,
+    /// Take the Kubernetes bundle from this directory instead of downloading it.
+    pub kubernetes_from: Option<PathBuf>,
     pub base_image: String,
+    /// Resolved: never `Auto`.
     pub containerd_source: ContainerdSource,
 }
 
 impl BuildPlan {
+    /// A plan with minik's defaults for `kubernetes` (tag, base image, containerd source).
+    pub fn new(
+        kubernetes: Option<KubernetesVersion>,
+        kubernetes_from: Option<PathBuf>,
+    ) -> BuildPlan {
+        let tag = node_image::default_tag(&version_label(kubernetes.as_ref()));
+        let containerd_source = resolve_containerd(ContainerdSource::Auto, kubernetes.as_ref());
+        BuildPlan {
+            tag,
+            kubernetes,
+            kubernetes_from,
+            base_image: "debian:trixie-slim".into(),
+            containerd_source,
+        }
+    }
+
     pub fn build_args(&self) -> HashMap<String, String> {
         HashMap::from([
             (
                 "KUBERNETES_VERSION".to_string(),
-                self.kubernetes_version.clone(),
+                version_label(self.kubernetes.as_ref()),
             ),
             (
                 "CONTAINERD_SOURCE".to_string(),
@@ -35,38 +63,54 @@ impl BuildPlan {
     }
 }
 
-pub async fn build(ctx: &Context, args: NodeImageBuildArgs) -> anyhow::Result<u8> {
-    let version = args.kubernetes_version.trim().to_string();
-    if version != "none" {
-        let valid = version.strip_prefix('v').is_some_and(|v| {
-            let parts: Vec<&str> = v.split('.').collect();
-            parts.len() == 3
-                && parts
-                    .iter()
-                    .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
-        });
-        if !valid {
-            return Err(fail(
-                &USAGE,
-                format!("--kubernetes-version {version:?} is neither `none` nor vX.Y.Z"),
-            ));
+/// `none` or the version string, as used in tags and the VERSION file.
+pub fn version_label(v: Option<&KubernetesVersion>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "none".into())
+}
+
+/// `Auto` becomes Debian's containerd (1.7, works offline from registries) unless the
+/// Kubernetes version needs containerd 2, which only upstream releases provide.
+pub fn resolve_containerd(
+    source: ContainerdSource,
+    kubernetes: Option<&KubernetesVersion>,
+) -> ContainerdSource {
+    match source {
+        ContainerdSource::Auto if kubernetes.is_some_and(|v| v.requires_containerd_2()) => {
+            ContainerdSource::Upstream
         }
-        return Err(fail_with(
-            &GUEST_UNSUPPORTED,
-            format!(
-                "building a node image with Kubernetes {version} is not available in this build yet"
-            ),
-            "Build the container-runtime image with `minik node-image build --kubernetes-version none`.",
+        ContainerdSource::Auto => ContainerdSource::Debian,
+        other => other,
+    }
+}
+
+/// Parses `--kubernetes-version` for node-image build: `none`, `stable`, or vX.Y.Z.
+pub fn parse_version_arg(arg: &str) -> anyhow::Result<Option<KubernetesVersion>> {
+    let arg = arg.trim();
+    if arg == "none" {
+        return Ok(None);
+    }
+    let v = KubernetesVersion::resolve(arg)?;
+    v.check_supported()?;
+    Ok(Some(v))
+}
+
+pub async fn build(ctx: &Context, args: NodeImageBuildArgs) -> anyhow::Result<u8> {
+    let kubernetes = parse_version_arg(&args.kubernetes_version)?;
+    if kubernetes.is_none() && args.kubernetes_from.is_some() {
+        return Err(fail(
+            &USAGE,
+            "--kubernetes-from needs --kubernetes-version (a version, not `none`)",
         ));
     }
     let plan = BuildPlan {
         tag: args
             .tag
             .clone()
-            .unwrap_or_else(|| node_image::default_tag(&version)),
-        kubernetes_version: version,
+            .unwrap_or_else(|| node_image::default_tag(&version_label(kubernetes.as_ref()))),
+        containerd_source: resolve_containerd(args.containerd_source, kubernetes.as_ref()),
+        kubernetes,
+        kubernetes_from: args.kubernetes_from.clone(),
         base_image: args.base_image.clone(),
-        containerd_source: args.containerd_source,
     };
     if let Some(dir) = &args.dump_context {
         let tar = node_image::context_tar(&[])?;
@@ -75,7 +119,7 @@ pub async fn build(ctx: &Context, args: NodeImageBuildArgs) -> anyhow::Result<u8
     }
     let driver = AnyDriver::connect(&args.driver, &ctx.home)?;
     driver.check().await?;
-    let Some(docker) = driver.as_docker() else {
+    let Some(docker) = driver.as_container_engine() else {
         return Err(fail(
             &USAGE,
             format!("the {} driver cannot build images", driver.name()),
@@ -103,22 +147,67 @@ fn print_result(ctx: &Context, tag: &str) {
     }
 }
 
-/// Builds minik's default image (no Kubernetes) under `tag`; used by `start` on first use.
-pub async fn build_default(ctx: &Context, docker: &DockerDriver, tag: &str) -> anyhow::Result<()> {
-    let plan = BuildPlan {
-        tag: tag.to_string(),
-        kubernetes_version: "none".into(),
-        base_image: "debian:trixie-slim".into(),
-        containerd_source: ContainerdSource::Debian,
+/// Gathers the Kubernetes bundle's build-context files (downloaded and verified, or validated
+/// from a directory).
+async fn kubernetes_files(
+    ctx: &Context,
+    plan: &BuildPlan,
+) -> anyhow::Result<Vec<(String, Vec<u8>, u32)>> {
+    let Some(version) = &plan.kubernetes else {
+        return Ok(Vec::new());
     };
-    build_plan(ctx, docker, &plan).await
+    let arch = Arch::host()
+        .ok_or_else(|| fail(&USAGE, "this host's architecture has no Kubernetes release"))?;
+    let source = match &plan.kubernetes_from {
+        Some(dir) => BinarySource::Dir {
+            path: dir.clone(),
+            version: Some(version.clone()),
+            arch,
+        },
+        None => BinarySource::Download {
+            version: version.clone(),
+            arch,
+        },
+    };
+    let title = match &plan.kubernetes_from {
+        Some(dir) => format!(
+            "Checking Kubernetes {version} binaries in {}",
+            dir.display()
+        ),
+        None => format!("Fetching Kubernetes {version} binaries"),
+    };
+    let step = ctx.reporter.step("kubernetes-binaries", title);
+    let base_url =
+        std::env::var(BASE_URL_ENV).unwrap_or_else(|_| release::DEFAULT_BASE_URL.to_string());
+    let reporter = &ctx.reporter;
+    let progress = move |e: ProgressEvent<'_>| reporter.detail(&format!("{e:?}"));
+    let result = async {
+        let bundle = source
+            .bundle(&base_url, &ctx.home.cache_dir(), &progress)
+            .await?;
+        for w in &bundle.warnings {
+            reporter.warn(w);
+        }
+        let files = tokio::task::spawn_blocking(move || bundle.context_files())
+            .await
+            .map_err(|e| fail(&INTERNAL, format!("reading the bundle panicked: {e}")))??;
+        anyhow::Ok(files)
+    }
+    .await;
+    step.finish_with(result)
 }
 
-async fn build_plan(ctx: &Context, docker: &DockerDriver, plan: &BuildPlan) -> anyhow::Result<()> {
-    let context = node_image::context_tar(&[])?;
-    let mut step = ctx
-        .reporter
-        .step("build-image", format!("Building node image {}", plan.tag));
+/// Builds `plan` with the engine behind `docker`.
+pub async fn build_plan(
+    ctx: &Context,
+    docker: &DockerDriver,
+    plan: &BuildPlan,
+) -> anyhow::Result<()> {
+    let extra = kubernetes_files(ctx, plan).await?;
+    let context = node_image::context_tar(&extra)?;
+    drop(extra);
+    let title = format!("Building node image {}", plan.tag);
+    let mut step = ctx.reporter.step("build-image", title.clone());
     let plain = ctx.reporter.mode() == Mode::Plain;
     let mut last_lines: Vec<String> = Vec::new();
     let result = docker
@@ -129,8 +218,7 @@ async fn build_plan(ctx: &Context, docker: &DockerDriver, plan: &BuildPlan) -> a
                     ctx.reporter.info(&format!("  {line}"));
                 }
                 step.set_title(format!(
-                    "Building node image {} ({})",
-                    plan.tag,
+                    "{title} ({})",
                     line.split(" : ").next().unwrap_or(line)
                 ));
             }
@@ -141,6 +229,7 @@ async fn build_plan(ctx: &Context, docker: &DockerDriver, plan: &BuildPlan) -> a
             }
         })
         .await;
+    step.set_title(title);
     match result {
         Ok(()) => {
             step.done();
@@ -166,5 +255,51 @@ async fn build_plan(ctx: &Context, docker: &DockerDriver, plan: &BuildPlan) -> a
                 advice,
             ))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn containerd_source_follows_the_kubernetes_version() {
+        let old: KubernetesVersion = "v1.35.0".parse().unwrap();
+        let new: KubernetesVersion = "v1.37.1".parse().unwrap();
+        assert_eq!(
+            resolve_containerd(ContainerdSource::Auto, None),
+            ContainerdSource::Debian
+        );
+        assert_eq!(
+            resolve_containerd(ContainerdSource::Auto, Some(&old)),
+            ContainerdSource::Debian
+        );
+        assert_eq!(
+            resolve_containerd(ContainerdSource::Auto, Some(&new)),
+            ContainerdSource::Upstream
+        );
+        assert_eq!(
+            resolve_containerd(ContainerdSource::Debian, Some(&new)),
+            ContainerdSource::Debian
+        );
+        let plan = BuildPlan::new(Some(new), None);
+        assert!(
+            plan.tag.starts_with("localhost/minik/node:v1.37.1-"),
+            "{}",
+            plan.tag
+        );
+        assert_eq!(plan.build_args()["CONTAINERD_SOURCE"], "upstream");
+        assert_eq!(plan.build_args()["KUBERNETES_VERSION"], "v1.37.1");
+    }
+
+    #[test]
+    fn version_argument() {
+        assert_eq!(parse_version_arg("none").unwrap(), None);
+        assert!(parse_version_arg("stable").unwrap().is_some());
+        assert!(
+            parse_version_arg("v1.2.3").is_err(),
+            "unsupported versions are refused"
+        );
+        assert!(parse_version_arg("banana").is_err());
     }
 }

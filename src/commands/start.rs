@@ -1,14 +1,16 @@
 //! `minik start`: create a profile, or bring a stopped one back keeping its data.
 
 use super::Context;
+use super::node_image::BuildPlan;
 use crate::cli::{StartArgs, parse_memory_mib};
 use crate::cluster;
+use crate::cluster::kubernetes as k8s;
 use crate::drivers::AnyDriver;
-use crate::errors::{
-    DRV_IMAGE, GUEST_PROFILE_ORPHANED, GUEST_UNSUPPORTED, INTERRUPTED, USAGE, fail, fail_with,
-};
-use crate::state::{Profile, ProfileLoad, ProfileLock};
-use minik_driver_api::{ClusterRequest, Driver, NodeSpec};
+use crate::errors::{DRV_IMAGE, GUEST_PROFILE_ORPHANED, INTERRUPTED, USAGE, fail, fail_with};
+use crate::kube::kubeconfig;
+use crate::kube::version::KubernetesVersion;
+use crate::state::{KubernetesSpec, Profile, ProfileLoad, ProfileLock};
+use minik_driver_api::{ClusterRequest, Driver, NodeSpec, Runner};
 use serde_json::json;
 use std::collections::BTreeMap;
 
@@ -97,13 +99,13 @@ async fn create(
     name: &str,
     memory_mib: Option<u64>,
 ) -> anyhow::Result<u8> {
-    if !args.no_kubernetes {
-        return Err(fail_with(
-            &GUEST_UNSUPPORTED,
-            "this build of minik cannot bootstrap Kubernetes yet",
-            "Start a container-runtime sandbox with `minik start --no-kubernetes`.",
-        ));
-    }
+    let kubernetes = if args.no_kubernetes {
+        None
+    } else {
+        let v = KubernetesVersion::resolve(args.kubernetes_version.as_deref().unwrap_or("stable"))?;
+        v.check_supported()?;
+        Some(v)
+    };
     let reporter = &ctx.reporter;
     let step = reporter.step("engine", "Checking the container engine");
     let (driver, info) =
@@ -125,9 +127,13 @@ async fn create(
         ));
     }
 
-    let default_image = crate::node_image::default_tag("none");
-    let image = args.image.clone().unwrap_or_else(|| default_image.clone());
-    ensure_image(ctx, &driver, &image, image == default_image).await?;
+    let mut build = BuildPlan::new(kubernetes.clone(), args.kubernetes_from.clone());
+    let image = match &args.image {
+        Some(image) => image.clone(),
+        None => build.tag.clone(),
+    };
+    build.tag = image.clone();
+    ensure_image(ctx, &driver, &build, args.image.is_none()).await?;
 
     let profile = Profile {
         schema: crate::state::PROFILE_SCHEMA,
@@ -137,7 +143,9 @@ async fn create(
         cpus: args.cpus,
         memory_mib,
         nodes: Profile::node_records(name, args.nodes.unwrap_or(1)),
-        kubernetes: None,
+        kubernetes: kubernetes.as_ref().map(|v| KubernetesSpec {
+            version: v.to_string(),
+        }),
         created_unix: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -147,7 +155,18 @@ async fn create(
     let request = request_for(&profile);
     let nodes: Vec<NodeSpec> = profile.nodes.iter().map(NodeSpec::from).collect();
 
-    let work = cluster::provision(&driver, &request, &nodes, reporter, args.wait_timeout);
+    let work = async {
+        cluster::provision(&driver, &request, &nodes, reporter, args.wait_timeout).await?;
+        if let Some(version) = &kubernetes {
+            let plan = kubernetes_plan(&driver, &profile, version.clone(), true).await?;
+            let config = k8s::bootstrap(&driver, &plan, reporter).await?;
+            if args.wait {
+                k8s::wait_ready(&driver, &plan, &config, reporter, args.wait_timeout).await?;
+            }
+            write_kubeconfig(ctx, config, !args.keep_context).await?;
+        }
+        anyhow::Ok(())
+    };
     let result = tokio::select! {
         r = work => r,
         _ = tokio::signal::ctrl_c() => Err(fail(&INTERRUPTED, "interrupted while creating the profile")),
@@ -164,9 +183,10 @@ async fn create(
                 .await
                 .map_err(anyhow::Error::from);
             let removed = Profile::remove_dir(&ctx.home, name);
-            match (cleaned, removed) {
-                (Ok(_), Ok(_)) => step.done(),
-                (Err(e), _) | (_, Err(e)) => {
+            let unexported = remove_kubeconfig(name).await;
+            match (cleaned, removed, unexported) {
+                (Ok(_), Ok(_), Ok(_)) => step.done(),
+                (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
                     step.fail(&format!("{e:#}"));
                     reporter.warn(&format!(
                         "cleanup failed: {e:#}; run `minik delete -p {name}`"
@@ -177,6 +197,120 @@ async fn create(
         return Err(err);
     }
     finish(ctx, &driver, &profile, "created").await
+}
+
+/// The Kubernetes plan for a profile's live nodes. `new_token` makes a fresh bootstrap token
+/// (creation); a restart needs none.
+async fn kubernetes_plan(
+    driver: &AnyDriver,
+    profile: &Profile,
+    version: KubernetesVersion,
+    new_token: bool,
+) -> anyhow::Result<k8s::Plan> {
+    let live = driver.list_nodes(&profile.name).await?;
+    let mut nodes = Vec::new();
+    for n in &profile.nodes {
+        let info = live.iter().find(|l| l.name == n.name).ok_or_else(|| {
+            fail(
+                &crate::errors::GUEST_PROVISION,
+                format!("node {} disappeared while starting", n.name),
+            )
+        })?;
+        let ip = info.ip.clone().ok_or_else(|| {
+            fail(
+                &crate::errors::GUEST_PROVISION,
+                format!("node {} has no address on the profile network", n.name),
+            )
+        })?;
+        nodes.push(k8s::PlannedNode {
+            name: n.name.clone(),
+            role: n.role,
+            index: n.index,
+            ip,
+        });
+    }
+    let cp = &profile.control_plane().name;
+    let api_port = live
+        .iter()
+        .find(|l| &l.name == cp)
+        .and_then(|l| l.api_port)
+        .ok_or_else(|| {
+            fail(
+                &crate::errors::GUEST_PROVISION,
+                format!("control plane {cp} publishes no API server port"),
+            )
+        })?;
+    let runner = driver.runner(cp);
+    let cgroup_v1 = k8s::detect_cgroup_v1(&runner).await?;
+    let token = if new_token {
+        crate::kube::kubeadm::random_token()
+            .map_err(|e| fail(&crate::errors::INTERNAL, format!("no randomness: {e}")))?
+    } else {
+        String::new()
+    };
+    Ok(k8s::Plan {
+        profile: profile.name.clone(),
+        version,
+        nodes,
+        api_port,
+        token,
+        cgroup_v1,
+    })
+}
+
+/// Merges the profile's kubeconfig entries into the user's kubeconfig file.
+async fn write_kubeconfig(
+    ctx: &Context,
+    config: kube::config::Kubeconfig,
+    set_current: bool,
+) -> anyhow::Result<()> {
+    let step = ctx
+        .reporter
+        .step("kubeconfig-write", "Updating the kubeconfig");
+    let r = tokio::task::spawn_blocking(move || {
+        let path = kubeconfig::target_path_from_env()?;
+        kubeconfig::merge_into(
+            &path,
+            &config,
+            set_current,
+            kubeconfig::DEFAULT_LOCK_TIMEOUT,
+        )?;
+        anyhow::Ok(path)
+    })
+    .await
+    .map_err(|e| {
+        fail(
+            &crate::errors::INTERNAL,
+            format!("kubeconfig writer panicked: {e}"),
+        )
+    })?;
+    let path = step.finish_with(r)?;
+    ctx.reporter
+        .info(&format!("kubectl context written to {}", path.display()));
+    Ok(())
+}
+
+/// Removes the profile's kubeconfig entries from every file of the kubeconfig path list.
+async fn remove_kubeconfig(name: &str) -> anyhow::Result<()> {
+    let name = name.to_string();
+    tokio::task::spawn_blocking(move || {
+        let env = std::env::var_os("KUBECONFIG");
+        let mut paths = kubeconfig::kubeconfig_paths(env.as_deref());
+        if paths.is_empty() {
+            paths.push(kubeconfig::target_path_from_env()?);
+        }
+        for path in paths.iter().filter(|p| p.exists()) {
+            kubeconfig::remove_from(path, &name, kubeconfig::DEFAULT_LOCK_TIMEOUT)?;
+        }
+        anyhow::Ok(())
+    })
+    .await
+    .map_err(|e| {
+        fail(
+            &crate::errors::INTERNAL,
+            format!("kubeconfig writer panicked: {e}"),
+        )
+    })?
 }
 
 async fn restart(ctx: &Context, args: &StartArgs, profile: Profile) -> anyhow::Result<u8> {
@@ -228,18 +362,41 @@ async fn restart(ctx: &Context, args: &StartArgs, profile: Profile) -> anyhow::R
     step.finish_with(driver.check().await.map_err(anyhow::Error::from))?;
     let nodes: Vec<NodeSpec> = profile.nodes.iter().map(NodeSpec::from).collect();
     let request = request_for(&profile);
-    if !driver.list_nodes(&profile.name).await?.is_empty() || profile.image.is_empty() {
-        // Existing nodes keep the image they were created from.
-    } else {
-        ensure_image(
-            ctx,
-            &driver,
-            &profile.image,
-            profile.image == crate::node_image::default_tag("none"),
-        )
-        .await?;
+    let live = driver.list_nodes(&profile.name).await?;
+    if profile
+        .nodes
+        .iter()
+        .any(|n| !live.iter().any(|l| l.name == n.name))
+    {
+        // Nodes to recreate need the image (existing nodes keep the one they were made from).
+        let version = match &profile.kubernetes {
+            Some(k) => Some(KubernetesVersion::resolve(&k.version)?),
+            None => None,
+        };
+        let mut plan = BuildPlan::new(version, args.kubernetes_from.clone());
+        let is_default = plan.tag == profile.image;
+        plan.tag = profile.image.clone();
+        ensure_image(ctx, &driver, &plan, is_default).await?;
     }
     cluster::start_existing(&driver, &request, &nodes, reporter, args.wait_timeout).await?;
+    if let Some(spec) = &profile.kubernetes {
+        // A restart never reruns kubeadm: node addresses and the API port are stable, so the
+        // kubelet brings the static pods back by itself. Check the addresses really held.
+        let version = KubernetesVersion::resolve(&spec.version)?;
+        let plan = kubernetes_plan(&driver, &profile, version, false).await?;
+        check_addresses(&driver, &plan).await?;
+        let cp = driver.runner(&plan.control_plane().name);
+        let admin = cp.read_file(k8s::ADMIN_CONF).await?;
+        let config = kubeconfig::export(
+            &String::from_utf8_lossy(&admin),
+            &profile.name,
+            &kubeconfig::local_server(plan.api_port),
+        )?;
+        if args.wait {
+            k8s::wait_ready(&driver, &plan, &config, reporter, args.wait_timeout).await?;
+        }
+        write_kubeconfig(ctx, config, !args.keep_context).await?;
+    }
     finish(ctx, &driver, &profile, "started").await
 }
 
@@ -248,12 +405,13 @@ async fn restart(ctx: &Context, args: &StartArgs, profile: Profile) -> anyhow::R
 async fn ensure_image(
     ctx: &Context,
     driver: &AnyDriver,
-    image: &str,
+    plan: &BuildPlan,
     is_default: bool,
 ) -> anyhow::Result<()> {
-    let Some(docker) = driver.as_docker() else {
+    let Some(docker) = driver.as_container_engine() else {
         return Ok(());
     };
+    let image = &plan.tag;
     if docker.image_exists(image).await? {
         return Ok(());
     }
@@ -267,7 +425,36 @@ async fn ensure_image(
     ctx.reporter.info(&format!(
         "Node image {image} is missing: building it (first start only)"
     ));
-    super::node_image::build_default(ctx, docker, image).await
+    super::node_image::build_plan(ctx, docker, plan).await
+}
+
+/// Fails when a node's address differs from the one its kubeadm configuration was written
+/// for (certificates and kubeconfigs name it): the cluster cannot come back as it was.
+async fn check_addresses(driver: &AnyDriver, plan: &k8s::Plan) -> anyhow::Result<()> {
+    for node in &plan.nodes {
+        let runner = driver.runner(&node.name);
+        let config = match runner
+            .read_file(crate::kube::kubeadm::KUBEADM_CONFIG_PATH)
+            .await
+        {
+            Ok(c) => String::from_utf8_lossy(&c).into_owned(),
+            Err(_) => continue,
+        };
+        if !config.contains(&node.ip) {
+            return Err(fail_with(
+                &crate::errors::K8S_BOOTSTRAP,
+                format!(
+                    "node {} came back with address {}, not the one its certificates were made for",
+                    node.name, node.ip
+                ),
+                format!(
+                    "Recreate the profile: `minik delete -p {0} && minik start -p {0}`.",
+                    plan.profile
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 async fn finish(

@@ -556,9 +556,17 @@ fn cluster_configuration(p: &KubeadmParams, api: KubeadmApi) -> ClusterConfigura
         control_plane_endpoint: &p.control_plane_endpoint,
         api_server: ApiServer { cert_sans: sans },
         // The in-tree hostPath provisioner backs a default StorageClass that needs no image
-        // (kind's original default storage): works offline and on one node.
+        // (kind's original default storage): works offline and on one node. Pod CIDRs are
+        // assigned per node by minik's own CNI (cluster::kubernetes::pod_cidr), not by the
+        // controller-manager, so node routes can be written before any node registers.
         controller_manager: Component {
-            extra_args: Args::new(api, [("enable-hostpath-provisioner", "true".into())]),
+            extra_args: Args::new(
+                api,
+                [
+                    ("allocate-node-cidrs", "false".into()),
+                    ("enable-hostpath-provisioner", "true".into()),
+                ],
+            ),
         },
         networking: Networking {
             dns_domain: &p.dns_domain,
@@ -856,7 +864,7 @@ mod tests {
         ));
         assert_eq!(
             v3[0]["controllerManager"]["extraArgs"],
-            json!({"enable-hostpath-provisioner": "true"})
+            json!({"allocate-node-cidrs": "false", "enable-hostpath-provisioner": "true"})
         );
         assert_eq!(
             v3[1]["nodeRegistration"]["kubeletExtraArgs"],
@@ -872,7 +880,10 @@ mod tests {
         assert_eq!(v4[0]["apiVersion"], "kubeadm.k8s.io/v1beta4");
         assert_eq!(
             v4[0]["controllerManager"]["extraArgs"],
-            json!([{"name": "enable-hostpath-provisioner", "value": "true"}])
+            json!([
+                {"name": "allocate-node-cidrs", "value": "false"},
+                {"name": "enable-hostpath-provisioner", "value": "true"}
+            ])
         );
         assert_eq!(
             v4[1]["nodeRegistration"]["kubeletExtraArgs"],

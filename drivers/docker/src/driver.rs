@@ -248,7 +248,7 @@ impl DockerDriver {
             aliases: Some(vec![node.name.clone()]),
             ..Default::default()
         };
-        let mut body = ContainerCreateBody {
+        let body = ContainerCreateBody {
             image: Some(cluster.image.clone()),
             hostname: Some(node.name.clone()),
             tty: Some(true),
@@ -262,9 +262,6 @@ impl DockerDriver {
             }),
             ..Default::default()
         };
-        if let Some(customize) = flavor.customize_node {
-            customize(&mut body);
-        }
         body
     }
 
@@ -288,6 +285,10 @@ impl DockerDriver {
             let mut body = self.node_config(cluster, node, ip, volume, api_port);
             if let Some(host) = body.host_config.as_mut() {
                 profile.apply(host);
+            }
+            // Last, so the flavor sees (and may adjust) the security options too.
+            if let Some(customize) = self.engine.flavor().customize_node {
+                customize(&mut body);
             }
             match self.try_create_and_start(node, body, profile).await {
                 Err(StartFailure::PortTaken) if attempt < PORT_ATTEMPTS => {

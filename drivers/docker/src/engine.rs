@@ -48,7 +48,8 @@ pub struct Flavor {
     pub bridge_options: bool,
     /// Environment variable that overrides the node security mode (see [`SecurityMode`]).
     pub security_env: &'static str,
-    /// Last-minute changes to every node's create request (e.g. podman's systemd handling).
+    /// Last-minute changes to every node's create request, made after the security options
+    /// are in (e.g. podman's volume mount options and path unmasking).
     pub customize_node: Option<fn(&mut ContainerCreateBody)>,
 }
 

@@ -15,9 +15,8 @@ pub enum SecurityMode {
     /// `--privileged --cgroupns=private`, seccomp and AppArmor unconfined: what kind and minikube
     /// use, and what a cgroup v2 host needs for a node to manage its own cgroups.
     Privileged,
-    /// Every capability but `SYS_RESOURCE`, seccomp, AppArmor and `/proc` masking off, the host
-    /// cgroup namespace and `/sys/fs/cgroup` mounted read-write: works where `--privileged` is
-    /// refused.
+    /// Every capability but `SYS_RESOURCE`, seccomp, AppArmor and `/proc` masking off, and a
+    /// private cgroup namespace: works where `--privileged` is refused.
     Capabilities,
 }
 
@@ -61,12 +60,11 @@ impl Profile {
                 // ones) replace the engine's defaults: the CLI's `systempaths=unconfined`.
                 host.masked_paths = Some(Vec::new());
                 host.readonly_paths = Some(Vec::new());
-                // A non-privileged container cannot remount the cgroup v1 hierarchies read-write
-                // in a private namespace, so nested containers need the host's, mounted rw.
-                host.cgroupns_mode = Some(HostConfigCgroupnsModeEnum::HOST);
-                host.binds
-                    .get_or_insert_with(Vec::new)
-                    .push("/sys/fs/cgroup:/sys/fs/cgroup:rw".into());
+                // A private cgroup namespace, as under --privileged: the node's entrypoint makes
+                // the read-only cgroup v1 mounts writable itself, so every node (and every
+                // nested container or kubelet in it) gets cgroups below its own, never at the
+                // host's root where two nodes' `/k8s.io/<id>` or `/kubelet` would collide.
+                host.cgroupns_mode = Some(HostConfigCgroupnsModeEnum::PRIVATE);
             }
         }
         host.security_opt = Some(security_opt);

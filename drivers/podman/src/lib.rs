@@ -1,0 +1,377 @@
+//! minik's podman driver: node containers on podman, through its Docker-compatible API.
+//!
+//! All of the node lifecycle, exec, file copy, network and image code is the docker driver's
+//! ([`minik_driver_docker::DockerDriver`] over bollard), pointed at podman's socket with a
+//! podman [`Flavor`]. This crate holds only what differs:
+//!
+//! - **The socket** ([`socket`]): `CONTAINER_HOST`, a podman `DOCKER_HOST`, else the rootful or
+//!   rootless default; on a default socket minik starts `podman system service --time=0` when
+//!   nothing answers (podman has no daemon of its own).
+//! - **ulimits** ([`limits`]): `nofile` and `nproc` set explicitly, within the hard limits of the
+//!   service process, because podman's defaults can exceed them and runc then cannot start the
+//!   container.
+//! - **Node options** ([`flavor`]): `container=podman`; no restart policy (as kind: podman
+//!   restarts nothing after a reboot without `podman-restart.service`, and `minik start` brings
+//!   nodes back); no Docker bridge options on the profile network; the `/var` volume mounted
+//!   `suid,exec,dev` (podman mounts volumes `nosuid,nodev` by default, which breaks nested
+//!   containers); in the capability fallback, `unmask=ALL` (podman's compat API ignores the
+//!   empty `MaskedPaths`/`ReadonlyPaths` that docker uses to leave `/proc/sys` writable).
+//! - **Image names** ([`image`]): nodes are created from the fully qualified name of the local
+//!   image (`minik/node:1` → `localhost/minik/node:1`).
+//! - **Identity**: [`Driver::check`] refuses an endpoint that answers as a Docker Engine.
+//!
+//! What podman's systemd mode (`--systemd=always`) would add is already in every node's create
+//! request (tmpfs `/run` and `/tmp`, stop signal `SIGRTMIN+3`, `container=podman`, writable
+//! cgroups in both security profiles); the compat API has no field for it, and the node's
+//! entrypoint is not `/sbin/init`, so podman never turns it on by itself. Nodes boot to
+//! `systemctl is-system-running` = `running` without it (tests/podman.rs checks).
+//!
+//! Security is the docker driver's [`SecurityMode`], read from `MINIK_PODMAN_SECURITY`
+//! (`privileged`, `capabilities`, `auto`). Rootful podman grants `--privileged` from its own
+//! bounding set, so it works even on hosts where Docker's `--privileged` is refused.
+
+#![warn(missing_docs)]
+
+pub mod image;
+pub mod limits;
+pub mod socket;
+
+use bollard::models::ContainerCreateBody;
+use minik_driver_api::{
+    ClusterRequest, DeleteReport, Driver, DriverError, EngineInfo, NodeInfo, NodeSpec, Observer,
+};
+pub use minik_driver_docker::SecurityMode;
+use minik_driver_docker::{ContainerEngine, DockerDriver, DockerRunner, Flavor, connect_host};
+use std::time::Duration;
+
+pub use limits::{HardLimits, LimitsSource};
+pub use socket::{Endpoint, EndpointSource, Service};
+
+/// The environment variable that picks the node security mode (see [`SecurityMode`]).
+pub const SECURITY_ENV: &str = "MINIK_PODMAN_SECURITY";
+
+/// The podman driver: a [`DockerDriver`] on podman's Docker-compatible socket with the podman
+/// [`Flavor`], plus image-name qualification and an engine identity check.
+#[derive(Debug, Clone)]
+pub struct PodmanDriver {
+    inner: DockerDriver,
+    endpoint: Endpoint,
+    limits: (HardLimits, LimitsSource),
+    service: Service,
+}
+
+impl PodmanDriver {
+    /// Connects to podman at the address the environment names (see [`socket`]). On a default
+    /// socket that nothing answers, starts `podman system service` first and waits for it (a
+    /// second or so, blocking). Sends no API request: [`Driver::check`] tells whether podman
+    /// answers.
+    ///
+    /// Errors: no podman binary and no socket is [`DriverError::EngineNotFound`]; a service
+    /// that cannot be started is [`DriverError::EngineUnreachable`]; a `unix://` socket the user
+    /// named that does not exist is [`DriverError::EngineNotFound`].
+    pub fn connect() -> Result<PodmanDriver, DriverError> {
+        PodmanDriver::connect_to(socket::endpoint())
+    }
+
+    /// Connects to podman at `endpoint` (see [`PodmanDriver::connect`]).
+    pub fn connect_to(endpoint: Endpoint) -> Result<PodmanDriver, DriverError> {
+        let service = match endpoint.socket_path() {
+            Some(path) if endpoint.is_default() => socket::ensure_service(path)?,
+            _ => Service::Answering,
+        };
+        let limits = limits::host_limits(endpoint.socket_path());
+        tracing::debug!(endpoint = %endpoint.host, ?limits, ?service, "podman endpoint");
+        let client = connect_host(&endpoint.host, "podman")?;
+        let inner =
+            DockerDriver::with_engine(client, endpoint.host.clone(), flavor(limits.0.ulimits()));
+        Ok(PodmanDriver {
+            inner,
+            endpoint,
+            limits,
+            service,
+        })
+    }
+
+    /// Uses `mode` for nodes this driver creates, whatever `MINIK_PODMAN_SECURITY` says.
+    pub fn with_security_mode(mut self, mode: SecurityMode) -> PodmanDriver {
+        self.inner = self.inner.with_security_mode(mode);
+        self
+    }
+
+    /// The docker driver underneath: image builds, image export and anything else that goes
+    /// through the Docker API the same way on both engines.
+    pub fn docker(&self) -> &DockerDriver {
+        &self.inner
+    }
+
+    /// Where podman is reached and why.
+    pub fn endpoint(&self) -> &Endpoint {
+        &self.endpoint
+    }
+
+    /// The hard limits node ulimits were capped at, and whose they are.
+    pub fn host_limits(&self) -> (HardLimits, LimitsSource) {
+        self.limits
+    }
+
+    /// Whether the API service was already answering or minik started it.
+    pub fn service(&self) -> &Service {
+        &self.service
+    }
+
+    /// The fully qualified name of local image `image` (see [`image`]); `image` itself when it
+    /// is qualified already or not present (creating the node then reports it missing).
+    pub async fn qualified_image(&self, image: &str) -> Result<String, DriverError> {
+        if image::has_domain(image) {
+            return Ok(image.to_string());
+        }
+        let docker = self.inner.engine().ready().await?;
+        Ok(match docker.inspect_image(image).await {
+            Ok(found) => {
+                image::pick_qualified(image, found.repo_tags.as_deref().unwrap_or_default())
+                    .unwrap_or_else(|| image.to_string())
+            }
+            Err(_) => image.to_string(),
+        })
+    }
+
+    /// `e` with advice appended to an unreachable engine's detail.
+    fn explain(&self, e: DriverError) -> DriverError {
+        match e {
+            DriverError::EngineUnreachable {
+                engine,
+                endpoint,
+                detail,
+            } => DriverError::EngineUnreachable {
+                detail: format!("{detail}. {}", self.endpoint.start_advice()),
+                engine,
+                endpoint,
+            },
+            e => e,
+        }
+    }
+}
+
+/// The podman [`Flavor`] with node ulimits `ulimits` (see [`HardLimits::ulimits`]).
+pub fn flavor(ulimits: Vec<bollard::models::ResourcesUlimits>) -> Flavor {
+    Flavor {
+        name: "podman",
+        engine_name: "Podman Engine",
+        container_env: "podman",
+        restart_policy: None,
+        ulimits,
+        bridge_options: false,
+        security_env: SECURITY_ENV,
+        customize_node: Some(customize_node),
+    }
+}
+
+/// podman-only node options, applied after the security profile (see the crate docs).
+pub fn customize_node(body: &mut ContainerCreateBody) {
+    let Some(host) = body.host_config.as_mut() else {
+        return;
+    };
+    for bind in host.binds.iter_mut().flatten() {
+        let parts: Vec<&str> = bind.split(':').collect();
+        if let [volume, "/var"] = parts[..] {
+            *bind = format!("{volume}:/var:suid,exec,dev");
+        }
+    }
+    if host.privileged != Some(true) {
+        host.security_opt
+            .get_or_insert_with(Vec::new)
+            .push("unmask=ALL".to_string());
+    }
+}
+
+/// Whether the engine behind `engine` is podman (its version lists a "Podman Engine"
+/// component). A Docker Engine is not.
+pub async fn is_podman(engine: &ContainerEngine) -> Result<bool, DriverError> {
+    let docker = engine.ready().await?;
+    let version = docker
+        .version()
+        .await
+        .map_err(|e| engine.error("read the engine version", e))?;
+    Ok(version
+        .components
+        .unwrap_or_default()
+        .iter()
+        .any(|c| c.name.to_ascii_lowercase().contains("podman")))
+}
+
+/// Advice for a podman driver error, for the CLI's `Advice:` line: how to install podman or
+/// start its API at the endpoint this environment selects. `None` for other errors.
+pub fn advice(err: &DriverError) -> Option<String> {
+    let endpoint = socket::endpoint();
+    match err {
+        DriverError::EngineNotFound { .. } if socket::podman_binary().is_none() => Some(
+            "Install podman (e.g. `sudo apt-get install podman`, `sudo dnf install podman`), or choose another driver with --driver."
+                .to_string(),
+        ),
+        DriverError::EngineNotFound { .. } | DriverError::EngineUnreachable { .. } => {
+            Some(endpoint.start_advice())
+        }
+        _ => None,
+    }
+}
+
+impl Driver for PodmanDriver {
+    type Runner = DockerRunner;
+
+    fn name(&self) -> &'static str {
+        "podman"
+    }
+
+    async fn check(&self) -> Result<EngineInfo, DriverError> {
+        let info = self.inner.check().await.map_err(|e| self.explain(e))?;
+        if !is_podman(self.inner.engine()).await? {
+            return Err(DriverError::EngineUnreachable {
+                engine: "podman".into(),
+                endpoint: self.endpoint.host.clone(),
+                detail: format!(
+                    "it answers as {}, not podman{}",
+                    info.version,
+                    self.endpoint
+                        .variable()
+                        .map(|v| format!(" (set by {v}; use --driver docker for it)"))
+                        .unwrap_or_default()
+                ),
+            });
+        }
+        Ok(info)
+    }
+
+    async fn prepare(&self, cluster: &ClusterRequest) -> Result<(), DriverError> {
+        self.inner.prepare(cluster).await
+    }
+
+    async fn create_node(
+        &self,
+        cluster: &ClusterRequest,
+        node: &NodeSpec,
+        observer: &dyn Observer,
+    ) -> Result<(), DriverError> {
+        let image = self.qualified_image(&cluster.image).await?;
+        if image == cluster.image {
+            return self.inner.create_node(cluster, node, observer).await;
+        }
+        let cluster = ClusterRequest {
+            image,
+            ..cluster.clone()
+        };
+        self.inner.create_node(&cluster, node, observer).await
+    }
+
+    async fn start_node(&self, node: &str) -> Result<(), DriverError> {
+        self.inner.start_node(node).await
+    }
+
+    async fn stop_node(&self, node: &str, timeout: Duration) -> Result<(), DriverError> {
+        self.inner.stop_node(node, timeout).await
+    }
+
+    async fn pause_node(&self, node: &str) -> Result<(), DriverError> {
+        self.inner.pause_node(node).await
+    }
+
+    async fn unpause_node(&self, node: &str) -> Result<(), DriverError> {
+        self.inner.unpause_node(node).await
+    }
+
+    async fn delete_profile(&self, profile: &str) -> Result<DeleteReport, DriverError> {
+        self.inner.delete_profile(profile).await
+    }
+
+    async fn list_nodes(&self, profile: &str) -> Result<Vec<NodeInfo>, DriverError> {
+        self.inner.list_nodes(profile).await
+    }
+
+    async fn list_profiles(&self) -> Result<Vec<String>, DriverError> {
+        self.inner.list_profiles().await
+    }
+
+    fn runner(&self, node: &str) -> DockerRunner {
+        self.inner.runner(node)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bollard::models::HostConfig;
+
+    fn body(privileged: bool) -> ContainerCreateBody {
+        ContainerCreateBody {
+            host_config: Some(HostConfig {
+                binds: Some(vec![
+                    "p-var:/var".into(),
+                    "/lib/modules:/lib/modules:ro".into(),
+                    "/sys/fs/cgroup:/sys/fs/cgroup:rw".into(),
+                ]),
+                privileged: Some(privileged),
+                security_opt: Some(vec!["seccomp=unconfined".into()]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn var_volume_is_suid_exec_dev() {
+        let mut b = body(true);
+        customize_node(&mut b);
+        let host = b.host_config.unwrap();
+        assert_eq!(
+            host.binds.unwrap(),
+            [
+                "p-var:/var:suid,exec,dev",
+                "/lib/modules:/lib/modules:ro",
+                "/sys/fs/cgroup:/sys/fs/cgroup:rw"
+            ]
+        );
+        assert_eq!(
+            host.security_opt.unwrap(),
+            ["seccomp=unconfined"],
+            "privileged: nothing to unmask"
+        );
+    }
+
+    #[test]
+    fn capabilities_unmask_paths() {
+        let mut b = body(false);
+        customize_node(&mut b);
+        assert_eq!(
+            b.host_config.unwrap().security_opt.unwrap(),
+            ["seccomp=unconfined", "unmask=ALL"]
+        );
+    }
+
+    #[test]
+    fn flavor_is_podman() {
+        let f = flavor(
+            HardLimits {
+                nofile: Some(20000),
+                nproc: None,
+            }
+            .ulimits(),
+        );
+        assert_eq!(
+            (f.name, f.container_env, f.security_env),
+            ("podman", "podman", "MINIK_PODMAN_SECURITY")
+        );
+        assert!(f.restart_policy.is_none());
+        assert!(!f.bridge_options);
+        assert_eq!(f.ulimits[0].hard, Some(20000));
+    }
+
+    #[test]
+    fn missing_socket_is_not_found() {
+        let endpoint = Endpoint {
+            host: "unix:///nonexistent/podman.sock".into(),
+            source: EndpointSource::ContainerHost,
+        };
+        let err = PodmanDriver::connect_to(endpoint).unwrap_err();
+        assert!(matches!(err, DriverError::EngineNotFound { .. }), "{err}");
+        assert!(advice(&err).is_some());
+    }
+}

@@ -1,0 +1,854 @@
+//! CLI tests of the Kubernetes-aware commands (status, pause/unpause, kubectl, update-context,
+//! and delete's kubeconfig cleanup) against the in-file fake engine (hidden `--driver fake`).
+//!
+//! Kubernetes profiles are made by starting a `--no-kubernetes` fake profile and then adding
+//! `"kubernetes": {"version": "v1.35.0"}` to its profile.json: these commands only read the
+//! profile's Kubernetes spec and talk to the nodes through the Runner, so they do not depend on
+//! how `start` bootstrapped the cluster (and `start` with Kubernetes needs kubeadm in the
+//! node). What the nodes answer is scripted with `FakeEngine::respond`; what minik asked them
+//! is read back from `FakeEngine::log`. Kubeconfig files are checked with the real kubectl.
+
+use assert_cmd::Command;
+use minik_driver_api::fake::{FakeEngine, Recorded, Response};
+use std::path::{Path, PathBuf};
+
+const RUNC_ROOT: &str = "/run/containerd/runc/k8s.io";
+const MARKER: &str = "/var/lib/minik/paused";
+const READYZ: &[&str] = &[
+    "kubectl",
+    "--kubeconfig",
+    "/etc/kubernetes/admin.conf",
+    "get",
+    "--raw",
+    "/readyz",
+];
+
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+impl Env {
+    fn new() -> Env {
+        Env {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+    fn home(&self) -> &Path {
+        self.dir.path()
+    }
+    fn kubeconfig(&self) -> PathBuf {
+        self.home().join("kubeconfig")
+    }
+    fn cmd(&self) -> Command {
+        let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("minik");
+        cmd.env("MINIK_HOME", self.home())
+            .env("KUBECONFIG", self.kubeconfig())
+            // Never the machine's kubectl unless a test says so.
+            .env("MINIK_KUBECTL", "")
+            // Hermetic: real engines (a concurrent e2e run's resources) are unreachable, so
+            // a delete that looks on every engine only finds the fake one.
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .env("CONTAINER_HOST", "unix:///nonexistent/podman.sock")
+            .env_remove("MINIK_PROFILE")
+            .env_remove("MINIK_DRIVER")
+            .env_remove("MINIK_FAKE_FAIL")
+            .env_remove("MINIK_FAKE_UNREACHABLE")
+            .env("CI", "true");
+        cmd
+    }
+    fn minik(&self, args: &[&str]) -> Out {
+        let out = self.cmd().args(args).output().unwrap();
+        Out::from(out)
+    }
+    fn engine(&self) -> FakeEngine {
+        FakeEngine::new(self.home().join("fake-engine.json"))
+    }
+    fn profile_dir(&self, name: &str) -> PathBuf {
+        self.home().join("profiles").join(name)
+    }
+
+    /// A running fake profile with Kubernetes v1.35.0 in its spec (see the module comment).
+    fn kubernetes_profile(&self, name: &str, nodes: u32) {
+        let n = nodes.to_string();
+        self.minik(&[
+            "-p",
+            name,
+            "start",
+            "--driver",
+            "fake",
+            "--no-kubernetes",
+            "--nodes",
+            &n,
+        ])
+        .expect(0);
+        let file = self.profile_dir(name).join("profile.json");
+        let mut profile: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        profile["kubernetes"] = serde_json::json!({"version": "v1.35.0"});
+        std::fs::write(&file, serde_json::to_vec_pretty(&profile).unwrap()).unwrap();
+    }
+
+    /// The host port the fake engine publishes for a control plane's API server.
+    fn api_port(&self, node: &str) -> u16 {
+        let state: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(self.engine().path()).unwrap()).unwrap();
+        state["nodes"][node]["api_port"].as_u64().unwrap() as u16
+    }
+
+    fn respond(&self, node: &str, prefix: &[&str], exit_code: i64, stdout: &str) {
+        self.engine().respond(Response {
+            node: node.into(),
+            prefix: prefix.iter().map(|s| s.to_string()).collect(),
+            exit_code,
+            stdout: stdout.into(),
+            stderr: String::new(),
+        });
+    }
+
+    /// Scripts a healthy control plane: `/readyz` answers `ok`.
+    fn healthy(&self) {
+        self.respond("*", READYZ, 0, "ok");
+    }
+
+    fn log(&self) -> Vec<Recorded> {
+        self.engine().log()
+    }
+}
+
+#[derive(Debug)]
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl From<std::process::Output> for Out {
+    fn from(o: std::process::Output) -> Out {
+        Out {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl Out {
+    #[track_caller]
+    fn expect(&self, code: i32) -> &Out {
+        assert_eq!(
+            self.code, code,
+            "unexpected exit code\nstdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        self
+    }
+    #[track_caller]
+    fn reason(&self, id: &str) -> &Out {
+        assert!(
+            self.stderr.contains(&format!("Exiting due to {id}")),
+            "expected reason {id}\nstderr:\n{}",
+            self.stderr
+        );
+        assert!(
+            self.stderr.contains("Advice:"),
+            "no advice line:\n{}",
+            self.stderr
+        );
+        self
+    }
+}
+
+/// A kubeconfig with a foreign context `other` (current) and the profile's entries pointing
+/// at `server`.
+fn kubeconfig_yaml(profile: &str, server: &str, current: &str) -> String {
+    format!(
+        "apiVersion: v1
+kind: Config
+current-context: {current}
+preferences: {{}}
+clusters:
+- name: other
+  cluster:
+    server: https://10.1.2.3:6443
+    insecure-skip-tls-verify: true
+- name: {profile}
+  cluster:
+    server: {server}
+    insecure-skip-tls-verify: true
+users:
+- name: other
+  user:
+    exec:
+      apiVersion: client.authentication.k8s.io/v1
+      command: get-token
+      interactiveMode: Never
+- name: {profile}
+  user:
+    token: secret
+contexts:
+- name: other
+  context:
+    cluster: other
+    user: other
+    namespace: team
+- name: {profile}
+  context:
+    cluster: {profile}
+    user: {profile}
+"
+    )
+}
+
+/// `kubectl config view -o json` of one file (the real kubectl).
+fn kubectl_view(path: &Path) -> serde_json::Value {
+    let out = std::process::Command::new("kubectl")
+        .args(["config", "view", "-o", "json", "--kubeconfig"])
+        .arg(path)
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("kubectl is installed");
+    assert!(
+        out.status.success(),
+        "kubectl config view: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The sorted names of a list (kubectl sorts them anyway).
+fn names(view: &serde_json::Value, list: &str) -> Vec<String> {
+    let mut names: Vec<String> = view[list]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|e| e["name"].as_str().unwrap().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+fn server_of(view: &serde_json::Value, cluster: &str) -> Option<String> {
+    view["clusters"]
+        .as_array()?
+        .iter()
+        .find(|c| c["name"] == cluster)?["cluster"]["server"]
+        .as_str()
+        .map(str::to_string)
+}
+
+/// Commands sent to `node`, joined with spaces.
+fn commands_on(log: &[Recorded], node: &str) -> Vec<String> {
+    log.iter()
+        .filter(|r| r.node == node)
+        .map(|r| r.argv.join(" "))
+        .collect()
+}
+
+#[test]
+fn status_reports_kubelet_apiserver_and_kubeconfig_with_minikube_bitmask() {
+    let env = Env::new();
+    env.kubernetes_profile("k", 2);
+    let port = env.api_port("k");
+
+    // Nothing answers /readyz and there is no kubeconfig: cluster not OK (2) + kubeconfig (4).
+    let out = env.minik(&["-p", "k", "status"]);
+    out.expect(6);
+    assert!(out.stdout.contains("apiserver: Stopped"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("kubeconfig: Misconfigured"),
+        "{}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("To fix the kubectl context, run `minik update-context -p k`"),
+        "{}",
+        out.stdout
+    );
+
+    env.healthy();
+    std::fs::write(
+        env.kubeconfig(),
+        kubeconfig_yaml("k", &format!("https://127.0.0.1:{port}"), "k"),
+    )
+    .unwrap();
+    let before = env.log().len();
+    let out = env.minik(&["-p", "k", "status"]);
+    out.expect(0);
+    assert_eq!(
+        out.stdout,
+        "k\ntype: Control Plane\nhost: Running\nkubelet: Running\napiserver: Running\n\
+         kubeconfig: Configured\nip: 192.168.49.2\n\n\
+         k-m02\ntype: Worker\nhost: Running\nkubelet: Running\nip: 192.168.49.3\n"
+    );
+    // kubelet is asked on every node; the API server only on the control plane.
+    let log = env.log()[before..].to_vec();
+    assert!(commands_on(&log, "k").contains(&"systemctl is-active kubelet".to_string()));
+    assert!(commands_on(&log, "k-m02").contains(&"systemctl is-active kubelet".to_string()));
+    assert!(
+        commands_on(&log, "k")
+            .iter()
+            .any(|c| c.starts_with("crictl ps --name kube-apiserver -q"))
+    );
+    assert!(
+        commands_on(&log, "k")
+            .iter()
+            .any(|c| c.starts_with(&READYZ.join(" ")))
+    );
+    assert!(
+        !commands_on(&log, "k-m02")
+            .iter()
+            .any(|c| c.starts_with("crictl") || c.starts_with("kubectl"))
+    );
+
+    let json: serde_json::Value =
+        serde_json::from_str(&env.minik(&["-p", "k", "status", "-o", "json"]).stdout).unwrap();
+    assert_eq!(json.as_array().unwrap().len(), 2);
+    assert_eq!(json[0]["Name"], "k");
+    assert_eq!(json[0]["Host"], "Running");
+    assert_eq!(json[0]["Kubelet"], "Running");
+    assert_eq!(json[0]["APIServer"], "Running");
+    assert_eq!(json[0]["Kubeconfig"], "Configured");
+    assert_eq!(json[0]["Worker"], false);
+    assert_eq!(json[1]["APIServer"], "Irrelevant");
+    assert_eq!(json[1]["Kubeconfig"], "Irrelevant");
+    assert_eq!(json[1]["Worker"], true);
+    // -n: one node, still an array.
+    let one: serde_json::Value = serde_json::from_str(
+        &env.minik(&["-p", "k", "status", "-n", "m02", "-o", "json"])
+            .expect(0)
+            .stdout,
+    )
+    .unwrap();
+    assert_eq!(one.as_array().unwrap().len(), 1);
+
+    // A drifted endpoint: only the kubeconfig bit.
+    std::fs::write(
+        env.kubeconfig(),
+        kubeconfig_yaml("k", "https://127.0.0.1:1", "k"),
+    )
+    .unwrap();
+    let out = env.minik(&["-p", "k", "status"]);
+    out.expect(4);
+    assert!(out.stdout.contains("WARNING"), "{}", out.stdout);
+    std::fs::write(
+        env.kubeconfig(),
+        kubeconfig_yaml("k", &format!("https://127.0.0.1:{port}"), "k"),
+    )
+    .unwrap();
+
+    // kubelet down on the worker: cluster not OK.
+    env.respond(
+        "k-m02",
+        &["systemctl", "is-active", "kubelet"],
+        3,
+        "inactive\n",
+    );
+    let out = env.minik(&["-p", "k", "status"]);
+    out.expect(2);
+    assert!(
+        out.stdout
+            .contains("k-m02\ntype: Worker\nhost: Running\nkubelet: Stopped"),
+        "{}",
+        out.stdout
+    );
+    // The API server container is up but /readyz fails: Error.
+    env.respond(
+        "k",
+        &["crictl", "ps", "--name", "kube-apiserver"],
+        0,
+        "abc123\n",
+    );
+    env.respond("k", READYZ, 1, "");
+    let json: serde_json::Value =
+        serde_json::from_str(&env.minik(&["-p", "k", "status", "-o", "json"]).stdout).unwrap();
+    assert_eq!(json[0]["APIServer"], "Error");
+
+    // Stopped: every bit, and no command is sent to stopped nodes.
+    env.minik(&["-p", "k", "stop"]).expect(0);
+    let before = env.log().len();
+    let out = env.minik(&["-p", "k", "status"]);
+    out.expect(7);
+    assert!(
+        out.stdout.contains(
+            "k\ntype: Control Plane\nhost: Stopped\nkubelet: Stopped\napiserver: Stopped\nkubeconfig: Stopped"
+        ),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(
+        env.log().len(),
+        before,
+        "commands were sent to stopped nodes"
+    );
+}
+
+#[test]
+fn sandbox_profiles_keep_the_host_only_status() {
+    let env = Env::new();
+    env.minik(&["-p", "s", "start", "--driver", "fake", "--no-kubernetes"])
+        .expect(0);
+    let before = env.log().len();
+    let out = env.minik(&["-p", "s", "status"]);
+    out.expect(0);
+    assert!(
+        out.stdout.contains("kubernetes: disabled"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(env.log().len(), before, "status ran node commands");
+    env.minik(&["-p", "s", "pause"]).expect(0);
+    env.minik(&["-p", "s", "status"]).expect(1);
+    let json: serde_json::Value =
+        serde_json::from_str(&env.minik(&["-p", "s", "status", "-o", "json"]).stdout).unwrap();
+    assert_eq!(json[0]["Host"], "Paused");
+    assert_eq!(json[0]["Kubelet"], "Irrelevant");
+    // Namespaces mean nothing without Kubernetes.
+    env.minik(&["-p", "s", "unpause", "-A"])
+        .expect(14)
+        .reason("MK_USAGE");
+    env.minik(&["-p", "s", "unpause"]).expect(0);
+    env.minik(&["-p", "s", "pause", "-n", "default"])
+        .expect(14)
+        .reason("MK_USAGE");
+    env.minik(&["-p", "s", "pause", "-A"])
+        .expect(14)
+        .reason("MK_USAGE");
+    env.minik(&["-p", "s", "status"]).expect(0);
+    // Kubernetes-only commands.
+    env.minik(&["-p", "s", "kubectl", "--", "get", "pods"])
+        .expect(88)
+        .reason("GUEST_UNSUPPORTED");
+    env.minik(&["-p", "s", "update-context"])
+        .expect(88)
+        .reason("GUEST_UNSUPPORTED");
+}
+
+#[test]
+fn pause_stops_kubelet_then_freezes_and_unpause_resumes_the_same_containers() {
+    let env = Env::new();
+    env.kubernetes_profile("k", 2);
+    env.healthy();
+    let ns = "io.kubernetes.pod.namespace=kube-system";
+    env.respond(
+        "k",
+        &["crictl", "ps", "-q", "--label", ns],
+        0,
+        "aaa111\nbbb222\n",
+    );
+    env.respond(
+        "k-m02",
+        &["crictl", "ps", "-q", "--label", ns],
+        0,
+        "ccc333\n",
+    );
+
+    let before = env.log().len();
+    env.minik(&["-p", "k", "pause"]).expect(0);
+    let log = env.log()[before..].to_vec();
+    for (node, ids) in [("k", vec!["aaa111", "bbb222"]), ("k-m02", vec!["ccc333"])] {
+        let cmds = commands_on(&log, node);
+        assert_eq!(cmds[0], "systemctl stop kubelet", "{node}: {cmds:?}");
+        let list = cmds
+            .iter()
+            .position(|c| c == &format!("crictl ps -q --label {ns}"))
+            .unwrap();
+        let paused: Vec<String> = cmds
+            .iter()
+            .filter_map(|c| c.strip_prefix(&format!("runc --root {RUNC_ROOT} pause ")))
+            .map(str::to_string)
+            .collect();
+        assert_eq!(paused, ids, "{node}: {cmds:?}");
+        let first_pause = cmds.iter().position(|c| c.contains(" pause ")).unwrap();
+        assert!(list < first_pause);
+        assert_eq!(
+            env.engine().file(node, MARKER).unwrap(),
+            ids.iter().map(|i| format!("{i}\n")).collect::<String>()
+        );
+    }
+
+    // What the nodes look like paused: kubelet inactive, the API server container frozen.
+    env.respond("*", &["systemctl", "is-active", "kubelet"], 3, "inactive\n");
+    env.respond(
+        "k",
+        &["crictl", "ps", "--name", "kube-apiserver"],
+        0,
+        "aaa111\n",
+    );
+    env.respond(
+        "k",
+        &["runc", "--root", RUNC_ROOT, "state", "aaa111"],
+        0,
+        r#"{"id":"aaa111","status":"paused"}"#,
+    );
+    let port = env.api_port("k");
+    std::fs::write(
+        env.kubeconfig(),
+        kubeconfig_yaml("k", &format!("https://127.0.0.1:{port}"), "k"),
+    )
+    .unwrap();
+    let out = env.minik(&["-p", "k", "status"]);
+    out.expect(2);
+    assert!(
+        out.stdout
+            .contains("host: Running\nkubelet: Stopped\napiserver: Paused\nkubeconfig: Configured"),
+        "{}",
+        out.stdout
+    );
+    env.minik(&["-p", "k", "kubectl", "--", "get", "pods"])
+        .expect(86)
+        .reason("GUEST_NOT_RUNNING");
+
+    let before = env.log().len();
+    env.minik(&["-p", "k", "unpause"]).expect(0);
+    let log = env.log()[before..].to_vec();
+    for (node, ids) in [("k", vec!["aaa111", "bbb222"]), ("k-m02", vec!["ccc333"])] {
+        let cmds = commands_on(&log, node);
+        let resumed: Vec<&str> = cmds
+            .iter()
+            .filter_map(|c| c.strip_prefix(&format!("runc --root {RUNC_ROOT} resume ")))
+            .collect();
+        assert_eq!(resumed, ids, "{node}: {cmds:?}");
+        let n = cmds.len();
+        assert_eq!(
+            cmds[n - 2..],
+            [
+                "systemctl start kubelet".to_string(),
+                format!("rm -f {MARKER}")
+            ],
+            "{node}: kubelet starts after the resumes"
+        );
+    }
+}
+
+#[test]
+fn pause_namespaces_and_all_namespaces() {
+    let env = Env::new();
+    env.kubernetes_profile("k", 1);
+    let before = env.log().len();
+    env.minik(&["-p", "k", "pause", "-n", "default,apps"])
+        .expect(0);
+    let cmds = commands_on(&env.log()[before..], "k");
+    assert!(cmds.contains(&"crictl ps -q --label io.kubernetes.pod.namespace=default".into()));
+    assert!(cmds.contains(&"crictl ps -q --label io.kubernetes.pod.namespace=apps".into()));
+    assert!(!cmds.iter().any(|c| c.contains("kube-system")), "{cmds:?}");
+
+    env.respond("k", &["crictl", "ps", "-q"], 0, "fff999\n");
+    let before = env.log().len();
+    let out = env.minik(&["-p", "k", "pause", "-A", "-o", "json"]);
+    out.expect(0);
+    let cmds = commands_on(&env.log()[before..], "k");
+    assert_eq!(
+        cmds,
+        [
+            "systemctl stop kubelet".to_string(),
+            "crictl ps -q".into(),
+            format!("runc --root {RUNC_ROOT} pause fff999"),
+            format!("<copy> {MARKER} 644"),
+        ]
+    );
+    let result: serde_json::Value =
+        serde_json::from_str(out.stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(result["status"], "Paused");
+    assert_eq!(result["containers"], 1);
+
+    env.minik(&["-p", "k", "pause", "-n", "Bad_NS"])
+        .expect(14)
+        .reason("MK_USAGE");
+    env.minik(&["-p", "k", "pause", "-n", "a", "-A"]).expect(14);
+    env.minik(&["-p", "k", "stop"]).expect(0);
+    env.minik(&["-p", "k", "pause"])
+        .expect(86)
+        .reason("GUEST_NOT_RUNNING");
+}
+
+#[test]
+fn stop_resumes_paused_containers_before_shutting_nodes_down() {
+    let env = Env::new();
+    env.kubernetes_profile("k", 1);
+    env.respond("k", &["crictl", "ps", "-q"], 0, "aaa111\n");
+    env.minik(&["-p", "k", "pause"]).expect(0);
+    let before = env.log().len();
+    env.minik(&["-p", "k", "stop"]).expect(0);
+    let cmds = commands_on(&env.log()[before..], "k");
+    assert_eq!(
+        cmds,
+        [
+            format!("runc --root {RUNC_ROOT} resume aaa111"),
+            format!("rm -f {MARKER}"),
+        ]
+    );
+}
+
+/// A fake host kubectl: prints a client version of 1.`minor`, and otherwise records its
+/// arguments and KUBECONFIG into `record` and exits 3.
+fn fake_kubectl(dir: &Path, minor: u32) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let script = dir.join(format!("kubectl-1.{minor}"));
+    let record = dir.join(format!("kubectl-1.{minor}.args"));
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\n\
+             if [ \"$1\" = version ]; then\n\
+               echo '{{\"clientVersion\":{{\"major\":\"1\",\"minor\":\"{minor}\",\"gitVersion\":\"v1.{minor}.0\"}}}}'\n\
+               exit 0\n\
+             fi\n\
+             printf '%s\\n' \"$@\" > '{record}'\n\
+             echo \"KUBECONFIG=$KUBECONFIG\" >> '{record}'\n\
+             echo host-kubectl-output\n\
+             exit 3\n",
+            record = record.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (script, record)
+}
+
+#[test]
+fn kubectl_uses_a_compatible_host_kubectl_else_the_nodes() {
+    let env = Env::new();
+    env.kubernetes_profile("k", 2);
+    let port = env.api_port("k");
+    std::fs::write(
+        env.kubeconfig(),
+        kubeconfig_yaml("k", &format!("https://127.0.0.1:{port}"), "other"),
+    )
+    .unwrap();
+    let node_kubectl = "kubectl --kubeconfig /etc/kubernetes/admin.conf get pods -A";
+
+    // Host kubectl 1.34 against a 1.35 cluster: within the skew, used with --context.
+    let (host, record) = fake_kubectl(env.home(), 34);
+    let before = env.log().len();
+    let out = Out::from(
+        env.cmd()
+            .args(["-p", "k", "kubectl", "--", "get", "pods", "-A"])
+            .env("MINIK_KUBECTL", &host)
+            .output()
+            .unwrap(),
+    );
+    out.expect(3);
+    assert_eq!(out.stdout, "host-kubectl-output\n");
+    assert_eq!(
+        std::fs::read_to_string(&record).unwrap(),
+        format!(
+            "--context\nk\nget\npods\n-A\nKUBECONFIG={}\n",
+            env.kubeconfig().display()
+        )
+    );
+    assert!(
+        !commands_on(&env.log()[before..], "k").contains(&node_kubectl.to_string()),
+        "the node's kubectl ran too"
+    );
+
+    // Host kubectl 1.33: too old, the control plane's kubectl runs instead.
+    env.respond(
+        "k",
+        &[
+            "kubectl",
+            "--kubeconfig",
+            "/etc/kubernetes/admin.conf",
+            "get",
+        ],
+        5,
+        "node-kubectl-output\n",
+    );
+    let (old, old_record) = fake_kubectl(env.home(), 33);
+    let before = env.log().len();
+    let out = Out::from(
+        env.cmd()
+            .args(["-p", "k", "kubectl", "--", "get", "pods", "-A"])
+            .env("MINIK_KUBECTL", &old)
+            .output()
+            .unwrap(),
+    );
+    out.expect(5);
+    assert_eq!(out.stdout, "node-kubectl-output\n");
+    assert!(!old_record.exists());
+    let log = env.log()[before..].to_vec();
+    assert_eq!(commands_on(&log, "k").last().unwrap(), node_kubectl);
+    assert!(commands_on(&log, "k-m02").is_empty());
+
+    // No host kubectl at all: the node's.
+    env.minik(&["-p", "k", "kubectl", "--", "get", "pods", "-A"])
+        .expect(5);
+
+    // A compatible host kubectl but a stale context: the node's, with a warning.
+    std::fs::write(
+        env.kubeconfig(),
+        kubeconfig_yaml("k", "https://127.0.0.1:1", "k"),
+    )
+    .unwrap();
+    std::fs::remove_file(&record).unwrap();
+    let out = Out::from(
+        env.cmd()
+            .args(["-p", "k", "kubectl", "--", "get", "pods", "-A"])
+            .env("MINIK_KUBECTL", &host)
+            .output()
+            .unwrap(),
+    );
+    out.expect(5);
+    assert!(out.stderr.contains("update-context"), "{}", out.stderr);
+    assert!(!record.exists());
+
+    // stdin reaches the node's kubectl (apply -f -).
+    let before = env.log().len();
+    let out = Out::from(
+        env.cmd()
+            .args(["-p", "k", "kubectl", "--", "apply", "-f", "-"])
+            .write_stdin("kind: Namespace\n")
+            .output()
+            .unwrap(),
+    );
+    out.expect(0);
+    let last = env.log()[before..].last().unwrap().clone();
+    assert_eq!(
+        last.argv.join(" "),
+        "kubectl --kubeconfig /etc/kubernetes/admin.conf apply -f -"
+    );
+    assert_eq!(last.stdin.as_deref(), Some("<16 bytes>"));
+
+    env.minik(&["-p", "k", "stop"]).expect(0);
+    env.minik(&["-p", "k", "kubectl", "--", "get", "pods"])
+        .expect(86)
+        .reason("GUEST_NOT_RUNNING");
+    env.minik(&["-p", "nope", "kubectl", "--", "get", "pods"])
+        .expect(85);
+}
+
+#[test]
+fn update_context_rewrites_the_server_and_switches_context() {
+    let env = Env::new();
+    env.kubernetes_profile("k", 1);
+    let port = env.api_port("k");
+    let path = env.kubeconfig();
+    std::fs::write(&path, kubeconfig_yaml("k", "https://127.0.0.1:1", "other")).unwrap();
+
+    let out = env.minik(&["-p", "k", "update-context"]);
+    out.expect(0);
+    assert!(out.stderr.contains("has been updated"), "{}", out.stderr);
+    let view = kubectl_view(&path);
+    assert_eq!(
+        server_of(&view, "k").unwrap(),
+        format!("https://127.0.0.1:{port}")
+    );
+    assert_eq!(view["current-context"], "k");
+    // Foreign entries are untouched.
+    assert_eq!(server_of(&view, "other").unwrap(), "https://10.1.2.3:6443");
+    assert_eq!(names(&view, "users"), ["k", "other"]);
+    let other = view["contexts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "other")
+        .unwrap();
+    assert_eq!(other["context"]["namespace"], "team");
+    assert_eq!(view["users"][1]["user"]["exec"]["command"], "get-token");
+    env.minik(&["-p", "k", "status"]).expect(2);
+
+    let out = env.minik(&["-p", "k", "update-context"]);
+    out.expect(0);
+    assert!(out.stderr.contains("already pointing"), "{}", out.stderr);
+
+    // Entries gone altogether: say so, and how to get them back.
+    std::fs::write(
+        &path,
+        "apiVersion: v1\nkind: Config\nclusters: []\nusers: []\ncontexts: []\n",
+    )
+    .unwrap();
+    let out = env.minik(&["-p", "k", "update-context"]);
+    out.expect(31).reason("HOST_KUBECONFIG");
+    assert!(
+        out.stderr.contains("has no context \"k\""),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("minik start -p k"), "{}", out.stderr);
+
+    env.minik(&["-p", "k", "stop"]).expect(0);
+    env.minik(&["-p", "k", "update-context"])
+        .expect(86)
+        .reason("GUEST_NOT_RUNNING");
+}
+
+#[test]
+fn delete_removes_the_profile_from_every_kubeconfig_file() {
+    let env = Env::new();
+    env.kubernetes_profile("k", 1);
+    let a = env.home().join("a.yaml");
+    let b = env.home().join("b.yaml");
+    std::fs::write(&a, kubeconfig_yaml("k", "https://127.0.0.1:1", "other")).unwrap();
+    std::fs::write(&b, kubeconfig_yaml("k", "https://127.0.0.1:2", "k")).unwrap();
+    let list = std::env::join_paths([&a, &b]).unwrap();
+
+    let out = Out::from(
+        env.cmd()
+            .args(["-p", "k", "delete"])
+            .env("KUBECONFIG", &list)
+            .output()
+            .unwrap(),
+    );
+    out.expect(0);
+    assert!(
+        out.stderr
+            .contains(&format!("Removed context \"k\" from {}", b.display())),
+        "{}",
+        out.stderr
+    );
+    assert!(env.engine().node_names().is_empty());
+    for file in [&a, &b] {
+        let view = kubectl_view(file);
+        for list in ["clusters", "users", "contexts"] {
+            assert_eq!(names(&view, list), ["other"], "{} {list}", file.display());
+        }
+    }
+    // current-context is cleared only where it named the profile.
+    assert_eq!(kubectl_view(&a)["current-context"], "other");
+    assert_eq!(kubectl_view(&b)["current-context"], "");
+
+    // --no-kubernetes profiles too (harmless when there is nothing).
+    env.minik(&["-p", "s", "start", "--driver", "fake", "--no-kubernetes"])
+        .expect(0);
+    std::fs::write(&a, kubeconfig_yaml("s", "https://127.0.0.1:1", "s")).unwrap();
+    let out = Out::from(
+        env.cmd()
+            .args(["-p", "s", "delete"])
+            .env("KUBECONFIG", &list)
+            .output()
+            .unwrap(),
+    );
+    out.expect(0);
+    assert_eq!(names(&kubectl_view(&a), "contexts"), ["other"]);
+    assert_eq!(kubectl_view(&a)["current-context"], "");
+}
+
+#[test]
+fn delete_with_a_locked_kubeconfig_removes_the_engine_resources_first() {
+    let env = Env::new();
+    env.kubernetes_profile("k", 2);
+    let path = env.kubeconfig();
+    std::fs::write(&path, kubeconfig_yaml("k", "https://127.0.0.1:1", "k")).unwrap();
+    // Another program (kubectl, client-go) holds the kubeconfig's lock file.
+    let lock = PathBuf::from(format!("{}.lock", path.display()));
+    std::fs::write(&lock, "").unwrap();
+
+    let out = env.minik(&["-p", "k", "delete"]);
+    out.expect(32).reason("HOST_LOCK_TIMEOUT");
+    assert!(
+        out.stderr
+            .contains("was deleted, but its kubeconfig entries were not removed"),
+        "{}",
+        out.stderr
+    );
+    assert!(env.engine().node_names().is_empty(), "engine part not done");
+    assert!(!env.profile_dir("k").exists());
+    assert_eq!(names(&kubectl_view(&path), "contexts"), ["k", "other"]);
+
+    // Once the lock is gone, deleting again cleans the kubeconfig.
+    std::fs::remove_file(&lock).unwrap();
+    env.minik(&["-p", "k", "delete"]).expect(0);
+    assert_eq!(names(&kubectl_view(&path), "contexts"), ["other"]);
+}
