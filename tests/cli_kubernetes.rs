@@ -852,3 +852,144 @@ fn delete_with_a_locked_kubeconfig_removes_the_engine_resources_first() {
     env.minik(&["-p", "k", "delete"]).expect(0);
     assert_eq!(names(&kubectl_view(&path), "contexts"), ["other"]);
 }
+
+/// `minik start` with Kubernetes, end to end over the fake engine (whose `kubeadm init`
+/// leaves an admin.conf behind like the real one): the steps run in order on the right nodes,
+/// the kubeconfig lands in $KUBECONFIG (checked with the real kubectl), a restart never reruns
+/// kubeadm, and delete removes the context. `--wait=false` because no API server answers.
+#[test]
+fn kubernetes_start_bootstraps_exports_and_restarts_without_kubeadm() {
+    let env = Env::new();
+    let out = env.minik(&[
+        "-p",
+        "k",
+        "start",
+        "--driver",
+        "fake",
+        "--nodes",
+        "2",
+        "--kubernetes-version",
+        "v1.35.0",
+        "--wait=false",
+    ]);
+    out.expect(0);
+    for step in [
+        "Writing kubeadm configuration",
+        "Configuring the pod network",
+        "Starting the control plane",
+        "Joining 1 node(s)",
+        "Updating the kubeconfig",
+    ] {
+        assert!(
+            out.stderr.contains(step),
+            "missing step {step:?}:\n{}",
+            out.stderr
+        );
+    }
+    let log = env.log();
+    let cmds = |node: &str| -> Vec<String> {
+        log.iter()
+            .filter(|r| r.node == node)
+            .map(|r| r.argv.join(" "))
+            .collect()
+    };
+    assert!(
+        cmds("k")
+            .iter()
+            .any(|c| c.starts_with("kubeadm init --config /var/lib/minik/kubeadm.yaml"))
+    );
+    assert!(
+        cmds("k-m02")
+            .iter()
+            .any(|c| c.starts_with("kubeadm join --config /var/lib/minik/kubeadm.yaml"))
+    );
+    let profile: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.profile_dir("k").join("profile.json")).unwrap())
+            .unwrap();
+    assert_eq!(profile["kubernetes"]["version"], "v1.35.0");
+
+    let view = kubectl_view(&env.kubeconfig());
+    assert_eq!(view["current-context"], "k");
+    let cluster = view["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "k")
+        .unwrap();
+    assert_eq!(
+        cluster["cluster"]["server"],
+        format!("https://127.0.0.1:{}", env.api_port("k"))
+    );
+
+    // stop -> start: nodes come back, kubeadm is not run again, the context stays.
+    env.minik(&["-p", "k", "stop"]).expect(0);
+    env.minik(&["-p", "k", "start", "--wait=false"]).expect(0);
+    let inits = env
+        .log()
+        .iter()
+        .filter(|r| r.argv.first().map(String::as_str) == Some("kubeadm"))
+        .count();
+    assert_eq!(inits, 2, "one init and one join, none on restart");
+    assert_eq!(kubectl_view(&env.kubeconfig())["current-context"], "k");
+
+    env.minik(&["-p", "k", "delete"]).expect(0);
+    let view = kubectl_view(&env.kubeconfig());
+    assert!(
+        view["contexts"].as_array().is_none_or(|c| c.is_empty()),
+        "{view}"
+    );
+}
+
+/// A failing join names the step and the node, exits K8S_BOOTSTRAP, and removes the nodes and
+/// the half-written kubeconfig context.
+#[test]
+fn kubernetes_start_failure_names_the_step_and_cleans_up() {
+    let env = Env::new();
+    env.engine().respond(Response {
+        node: "*".into(),
+        prefix: vec!["kubeadm".into(), "join".into()],
+        exit_code: 1,
+        stdout: String::new(),
+        stderr:
+            "error execution phase preflight: couldn't validate the identity of the API Server\n"
+                .into(),
+    });
+    let out = env.minik(&[
+        "-p",
+        "kf",
+        "start",
+        "--driver",
+        "fake",
+        "--nodes",
+        "2",
+        "--kubernetes-version",
+        "v1.35.0",
+        "--wait=false",
+    ]);
+    out.expect(100);
+    assert!(
+        out.stderr.contains("Exiting due to K8S_BOOTSTRAP"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr
+            .contains("step kubeadm-join failed on node kf-m02"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("couldn't validate the identity"),
+        "{}",
+        out.stderr
+    );
+    assert!(env.engine().node_names().is_empty(), "nodes leaked");
+    assert!(!env.profile_dir("kf").exists());
+    if env.kubeconfig().exists() {
+        let view = kubectl_view(&env.kubeconfig());
+        assert!(
+            view["contexts"].as_array().is_none_or(|c| c.is_empty()),
+            "{view}"
+        );
+    }
+}

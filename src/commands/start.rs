@@ -385,6 +385,14 @@ async fn restart(ctx: &Context, args: &StartArgs, profile: Profile) -> anyhow::R
         let version = KubernetesVersion::resolve(&spec.version)?;
         let plan = kubernetes_plan(&driver, &profile, version, false).await?;
         check_addresses(&driver, &plan).await?;
+        // A cluster paused with `minik pause` comes back whole: resume its containers and
+        // its kubelet.
+        for node in &plan.nodes {
+            let runner = driver.runner(&node.name);
+            if !cluster::pause::read_marker(&runner).await?.is_empty() {
+                cluster::pause::unpause_node(&runner, true).await?;
+            }
+        }
         let cp = driver.runner(&plan.control_plane().name);
         let admin = cp.read_file(k8s::ADMIN_CONF).await?;
         let config = kubeconfig::export(

@@ -395,11 +395,23 @@ impl FakeRunner {
     }
 }
 
+/// Where the fake `kubeadm init` writes its admin kubeconfig (kubeadm's path).
+pub const FAKE_ADMIN_CONF_PATH: &str = "/etc/kubernetes/admin.conf";
+
+/// The admin kubeconfig the fake `kubeadm init` writes: kubeadm's names, the node's address,
+/// placeholder credentials.
+pub fn fake_admin_conf(ip: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: kubernetes\n  cluster:\n    server: https://{ip}:6443\n    certificate-authority-data: ZmFrZS1jYQ==\nusers:\n- name: kubernetes-admin\n  user:\n    client-certificate-data: ZmFrZS1jZXJ0\n    client-key-data: ZmFrZS1rZXk=\ncontexts:\n- name: kubernetes-admin@kubernetes\n  context:\n    cluster: kubernetes\n    user: kubernetes-admin\ncurrent-context: kubernetes-admin@kubernetes\n"
+    )
+}
+
 fn builtin_response(argv: &[String]) -> (i64, String) {
     let args: Vec<&str> = argv.iter().map(String::as_str).collect();
     match args.as_slice() {
         ["systemctl", "is-system-running", ..] => (0, "running\n".into()),
         ["systemctl", "is-active", ..] => (0, "active\n".into()),
+        ["stat", "-fc", "%T", "/sys/fs/cgroup"] => (0, "cgroup2fs\n".into()),
         _ => (0, String::new()),
     }
 }
@@ -453,6 +465,13 @@ impl Runner for FakeRunner {
                 Ok(match scripted {
                     Some(r) => (r.exit_code, r.stdout.clone(), r.stderr.clone()),
                     None => {
+                        // Like kubeadm, a successful init leaves an admin kubeconfig behind.
+                        if argv.len() > 1 && argv[0] == "kubeadm" && argv[1] == "init" {
+                            if let Some(n) = s.nodes.get_mut(&node) {
+                                n.files
+                                    .insert(FAKE_ADMIN_CONF_PATH.into(), fake_admin_conf(&n.ip));
+                            }
+                        }
                         let (c, o) = builtin_response(&argv);
                         (c, o, String::new())
                     }
