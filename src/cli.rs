@@ -81,6 +81,11 @@ pub enum Command {
     Ssh(SshArgs),
     /// Show a node's journal (systemd, containerd, kubelet).
     Logs(LogsArgs),
+    /// Add, delete or list a profile's nodes.
+    Node {
+        #[command(subcommand)]
+        command: NodeCommand,
+    },
     /// Build node images.
     #[command(name = "node-image")]
     NodeImage {
@@ -237,6 +242,38 @@ pub struct LogsArgs {
     /// Number of most recent lines to show.
     #[arg(long, default_value_t = 200)]
     pub lines: u32,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum NodeCommand {
+    /// Add a worker node (created, booted and, with Kubernetes, joined).
+    Add(NodeAddArgs),
+    /// Delete a worker node (drained and removed from the cluster first).
+    Delete(NodeDeleteArgs),
+    /// List the profile's nodes with their role, state and address.
+    List,
+}
+
+#[derive(Debug, Args)]
+pub struct NodeAddArgs {
+    /// Add a control-plane node (HA; not supported yet).
+    #[arg(long)]
+    pub control_plane: bool,
+    /// Wait until the new node is Ready.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub wait: bool,
+    /// How long to wait for the node to boot and join.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub wait_timeout: std::time::Duration,
+    /// Leave the new node in place when adding it fails, for debugging.
+    #[arg(long)]
+    pub keep_on_failure: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct NodeDeleteArgs {
+    /// The node (full name or suffix such as m02).
+    pub node: String,
 }
 
 #[derive(Debug, Subcommand)]

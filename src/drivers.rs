@@ -224,6 +224,9 @@ impl Driver for AnyDriver {
     async fn unpause_node(&self, node: &str) -> Result<(), DriverError> {
         dispatch!(self, d => d.unpause_node(node).await)
     }
+    async fn delete_node(&self, node: &str) -> Result<DeleteReport, DriverError> {
+        dispatch!(self, d => d.delete_node(node).await)
+    }
     async fn delete_profile(&self, profile: &str) -> Result<DeleteReport, DriverError> {
         dispatch!(self, d => d.delete_profile(profile).await)
     }

@@ -993,3 +993,103 @@ fn kubernetes_start_failure_names_the_step_and_cleans_up() {
         );
     }
 }
+
+/// `node add` creates, boots, wires the pod network on every node and joins with a fresh
+/// token; `node delete` drains, removes and shrinks the profile; the control plane cannot be
+/// deleted on its own.
+#[test]
+fn node_add_and_delete_on_a_kubernetes_profile() {
+    let env = Env::new();
+    env.minik(&[
+        "-p",
+        "n",
+        "start",
+        "--driver",
+        "fake",
+        "--kubernetes-version",
+        "v1.35.0",
+        "--wait=false",
+    ])
+    .expect(0);
+    env.respond(
+        "n",
+        &["kubeadm", "token", "create"],
+        0,
+        "abcdef.0123456789abcdef\n",
+    );
+    env.minik(&["-p", "n", "node", "add", "--wait=false"])
+        .expect(0);
+    assert_eq!(env.engine().node_names(), vec!["n", "n-m02"]);
+    let log = env.log();
+    let token_at = log
+        .iter()
+        .position(|r| r.node == "n" && r.argv.join(" ") == "kubeadm token create --ttl 1h")
+        .unwrap();
+    let join_at = log
+        .iter()
+        .position(|r| r.node == "n-m02" && r.argv.first().map(String::as_str) == Some("kubeadm"))
+        .unwrap();
+    assert!(token_at < join_at);
+    let join_config = env
+        .engine()
+        .file("n-m02", "/var/lib/minik/kubeadm.yaml")
+        .unwrap();
+    assert!(
+        join_config.contains("abcdef.0123456789abcdef")
+            && join_config.contains("kind: JoinConfiguration")
+    );
+    // The control plane now routes the new node's pods.
+    let net = env.engine().file("n", "/etc/minik/net.sh").unwrap();
+    assert!(
+        net.contains("ip route replace 10.244.1.0/24 via 192.168.49.3"),
+        "{net}"
+    );
+    let list: serde_json::Value =
+        serde_json::from_str(&env.minik(&["-p", "n", "node", "list", "-o", "json"]).stdout)
+            .unwrap();
+    assert_eq!(list["nodes"].as_array().unwrap().len(), 2);
+
+    env.minik(&["-p", "n", "node", "delete", "n"]).expect(14);
+    env.minik(&["-p", "n", "node", "delete", "m07"]).expect(87);
+    env.minik(&["-p", "n", "node", "delete", "m02"]).expect(0);
+    assert_eq!(env.engine().node_names(), vec!["n"]);
+    assert!(env.log().iter().any(|r| r.node == "n"
+        && r.argv.iter().any(|a| a == "drain")
+        && r.argv.iter().any(|a| a == "n-m02")));
+    let profile: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.profile_dir("n").join("profile.json")).unwrap())
+            .unwrap();
+    assert_eq!(profile["nodes"].as_array().unwrap().len(), 1);
+    let net = env.engine().file("n", "/etc/minik/net.sh").unwrap();
+    assert!(!net.contains("10.244.1.0/24"), "{net}");
+}
+
+/// A failed `node add` removes the half-made node and leaves the profile as it was.
+#[test]
+fn node_add_failure_removes_the_new_node() {
+    let env = Env::new();
+    env.minik(&[
+        "-p",
+        "nf",
+        "start",
+        "--driver",
+        "fake",
+        "--kubernetes-version",
+        "v1.35.0",
+        "--wait=false",
+    ])
+    .expect(0);
+    // No scripted token: the fake prints nothing, which is not a bootstrap token.
+    let out = env.minik(&["-p", "nf", "node", "add", "--wait=false"]);
+    out.expect(100);
+    assert!(
+        out.stderr.contains("not a bootstrap token"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(env.engine().node_names(), vec!["nf"]);
+    let profile: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.profile_dir("nf").join("profile.json")).unwrap())
+            .unwrap();
+    assert_eq!(profile["nodes"].as_array().unwrap().len(), 1);
+}

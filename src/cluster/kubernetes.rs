@@ -252,6 +252,130 @@ pub async fn detect_cgroup_v1<R: Runner>(runner: &R) -> anyhow::Result<bool> {
     Ok(fs.trim() != "cgroup2fs")
 }
 
+/// Writes the node's kubeadm configuration (init or join, per its place in `plan`).
+pub async fn write_kubeadm_config<R: Runner>(
+    runner: &R,
+    plan: &Plan,
+    node: &PlannedNode,
+) -> anyhow::Result<()> {
+    let yaml = kubeadm::render(&plan.kubeadm_params(node))?;
+    runner
+        .copy_to(KUBEADM_CONFIG_PATH, yaml.as_bytes(), 0o600)
+        .await?;
+    Ok(())
+}
+
+/// Installs (or refreshes) the node's CNI configuration and pod routes, and applies them now.
+pub async fn configure_network<R: Runner>(
+    runner: &R,
+    plan: &Plan,
+    node: &PlannedNode,
+) -> anyhow::Result<()> {
+    runner
+        .copy_to(CNI_CONFLIST, cni_conflist(node).as_bytes(), 0o644)
+        .await?;
+    runner
+        .copy_to(NET_SCRIPT, net_script(plan, node).as_bytes(), 0o755)
+        .await?;
+    runner
+        .copy_to(NET_UNIT, NET_UNIT_TEXT.as_bytes(), 0o644)
+        .await?;
+    must(runner, "network", &["systemctl", "daemon-reload"]).await?;
+    must(
+        runner,
+        "network",
+        &["systemctl", "enable", "minik-net.service"],
+    )
+    .await?;
+    must(
+        runner,
+        "network",
+        &["systemctl", "restart", "minik-net.service"],
+    )
+    .await?;
+    Ok(())
+}
+
+/// `kubeadm join` with the node's configuration.
+pub async fn join<R: Runner>(runner: &R) -> anyhow::Result<()> {
+    kubeadm(
+        runner,
+        "kubeadm-join",
+        &["kubeadm", "join", "--config", KUBEADM_CONFIG_PATH, "--v=1"],
+    )
+    .await
+}
+
+/// A fresh bootstrap token from the control plane, for joins after the first day (the one
+/// from `kubeadm init` expires after 24 hours).
+pub async fn create_token<R: Runner>(control_plane: &R) -> anyhow::Result<String> {
+    let out = must(
+        control_plane,
+        "kubeadm-token",
+        &["kubeadm", "token", "create", "--ttl", "1h"],
+    )
+    .await?;
+    let token = out.trim().to_string();
+    if !kubeadm::is_valid_token(&token) {
+        return Err(fail_with(
+            &K8S_BOOTSTRAP,
+            format!("`kubeadm token create` printed {token:?}, not a bootstrap token"),
+            "Run `minik logs -u kubelet` on the control plane and retry.",
+        ));
+    }
+    Ok(token)
+}
+
+/// Takes a node out of the cluster: drain, delete the Node object (best effort: the node may
+/// already be broken), and drop its pod route from the remaining nodes. `plan` no longer
+/// lists the node.
+pub async fn remove_node<D: Driver>(
+    driver: &D,
+    plan: &Plan,
+    node: &PlannedNode,
+    reporter: &Reporter,
+) -> anyhow::Result<()> {
+    let cp = driver.runner(&plan.control_plane().name);
+    let drain: Vec<&str> = vec![
+        "kubectl",
+        "--kubeconfig",
+        ADMIN_CONF,
+        "drain",
+        &node.name,
+        "--ignore-daemonsets",
+        "--delete-emptydir-data",
+        "--force",
+        "--timeout=60s",
+    ];
+    let delete: Vec<&str> = vec![
+        "kubectl",
+        "--kubeconfig",
+        ADMIN_CONF,
+        "delete",
+        "node",
+        &node.name,
+        "--ignore-not-found",
+    ];
+    for argv in [drain, delete] {
+        let out = cp.run(&argv).await?;
+        if !out.success() {
+            reporter.warn(&format!(
+                "`{}` failed: {}",
+                argv.join(" "),
+                out.last_error_line()
+            ));
+        }
+    }
+    let cidr = pod_cidr(node.index);
+    for other in &plan.nodes {
+        let runner = driver.runner(&other.name);
+        configure_network(&runner, plan, other).await?;
+        // `ip route replace` never removes a route: drop the departed node's explicitly.
+        let _ = runner.run(&["ip", "route", "del", &cidr]).await;
+    }
+    Ok(())
+}
+
 /// Runs steps 1–6 and returns the profile's kubeconfig (not yet written anywhere).
 pub async fn bootstrap<D: Driver>(
     driver: &D,
@@ -266,13 +390,7 @@ pub async fn bootstrap<D: Driver>(
         plan.nodes
             .iter()
             .zip(&runners)
-            .map(|(node, runner)| async move {
-                let yaml = kubeadm::render(&plan.kubeadm_params(node))?;
-                runner
-                    .copy_to(KUBEADM_CONFIG_PATH, yaml.as_bytes(), 0o600)
-                    .await?;
-                anyhow::Ok(())
-            }),
+            .map(|(node, runner)| write_kubeadm_config(runner, plan, node)),
     )
     .await;
     step.finish_with(r)?;
@@ -282,25 +400,7 @@ pub async fn bootstrap<D: Driver>(
         plan.nodes
             .iter()
             .zip(&runners)
-            .map(|(node, runner)| async move {
-                runner
-                    .copy_to(CNI_CONFLIST, cni_conflist(node).as_bytes(), 0o644)
-                    .await?;
-                runner
-                    .copy_to(NET_SCRIPT, net_script(plan, node).as_bytes(), 0o755)
-                    .await?;
-                runner
-                    .copy_to(NET_UNIT, NET_UNIT_TEXT.as_bytes(), 0o644)
-                    .await?;
-                must(runner, "network", &["systemctl", "daemon-reload"]).await?;
-                must(
-                    runner,
-                    "network",
-                    &["systemctl", "enable", "--now", "minik-net.service"],
-                )
-                .await?;
-                anyhow::Ok(())
-            }),
+            .map(|(node, runner)| configure_network(runner, plan, node)),
     )
     .await;
     step.finish_with(r)?;
@@ -349,15 +449,7 @@ pub async fn bootstrap<D: Driver>(
     let joiners: Vec<&D::Runner> = runners.iter().skip(1).collect();
     if !joiners.is_empty() {
         let step = reporter.step("kubeadm-join", format!("Joining {} node(s)", joiners.len()));
-        let r = try_join_all(joiners.into_iter().map(|runner| async move {
-            kubeadm(
-                runner,
-                "kubeadm-join",
-                &["kubeadm", "join", "--config", KUBEADM_CONFIG_PATH, "--v=1"],
-            )
-            .await
-        }))
-        .await;
+        let r = try_join_all(joiners.into_iter().map(join)).await;
         step.finish_with(r)?;
     }
 
@@ -685,7 +777,7 @@ current-context: kubernetes-admin@kubernetes
         assert!(
             cp[..init]
                 .iter()
-                .any(|c| c == "systemctl enable --now minik-net.service")
+                .any(|c| c == "systemctl restart minik-net.service")
         );
         assert!(storage > init);
         assert!(!cp.iter().any(|c| c.starts_with("kubeadm join")));

@@ -157,7 +157,7 @@ fn kubeconfig_files() -> Vec<PathBuf> {
 /// Removes the profile's cluster, user and context from every kubeconfig file (current-context
 /// is cleared only where it named the profile). Returns the files changed and the first
 /// failure; a failure on one file does not stop the others.
-async fn remove_kubeconfig_entries(name: &str) -> (Vec<PathBuf>, anyhow::Result<()>) {
+pub(super) async fn remove_kubeconfig_entries(name: &str) -> (Vec<PathBuf>, anyhow::Result<()>) {
     let mut changed = Vec::new();
     let mut first_error = None;
     for path in kubeconfig_files() {

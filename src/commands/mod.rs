@@ -5,6 +5,7 @@ mod delete;
 mod kubectl;
 mod lifecycle;
 mod logs;
+mod node;
 mod node_image;
 mod profile;
 mod ssh;
@@ -12,7 +13,9 @@ mod start;
 mod status;
 mod update_context;
 
-use crate::cli::{Command, GlobalArgs, NodeImageCommand, OutputFormat, ProfileCommand};
+use crate::cli::{
+    Command, GlobalArgs, NodeCommand, NodeImageCommand, OutputFormat, ProfileCommand,
+};
 use crate::drivers::AnyDriver;
 use crate::errors::{GUEST_NOT_FOUND, fail_with};
 use crate::state::{Home, Profile, ProfileLoad, validate_profile_name};
@@ -109,6 +112,15 @@ pub async fn run(ctx: &Context, command: Command) -> anyhow::Result<u8> {
         Command::Logs(args) => logs::run(ctx, args).await,
         Command::Kubectl(args) => kubectl::run(ctx, args).await,
         Command::UpdateContext => update_context::run(ctx).await,
+        Command::Node {
+            command: NodeCommand::Add(args),
+        } => node::add(ctx, args).await,
+        Command::Node {
+            command: NodeCommand::Delete(args),
+        } => node::delete(ctx, args).await,
+        Command::Node {
+            command: NodeCommand::List,
+        } => node::list(ctx).await,
         Command::NodeImage {
             command: NodeImageCommand::Build(args),
         } => node_image::build(ctx, args).await,

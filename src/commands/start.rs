@@ -83,7 +83,7 @@ fn validate(args: &StartArgs) -> anyhow::Result<Option<u64>> {
     Ok(memory)
 }
 
-fn request_for(profile: &Profile) -> ClusterRequest {
+pub(super) fn request_for(profile: &Profile) -> ClusterRequest {
     ClusterRequest {
         profile: profile.name.clone(),
         image: profile.image.clone(),
@@ -183,7 +183,7 @@ async fn create(
                 .await
                 .map_err(anyhow::Error::from);
             let removed = Profile::remove_dir(&ctx.home, name);
-            let unexported = remove_kubeconfig(name).await;
+            let (_, unexported) = super::delete::remove_kubeconfig_entries(name).await;
             match (cleaned, removed, unexported) {
                 (Ok(_), Ok(_), Ok(_)) => step.done(),
                 (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
@@ -201,7 +201,7 @@ async fn create(
 
 /// The Kubernetes plan for a profile's live nodes. `new_token` makes a fresh bootstrap token
 /// (creation); a restart needs none.
-async fn kubernetes_plan(
+pub(super) async fn kubernetes_plan(
     driver: &AnyDriver,
     profile: &Profile,
     version: KubernetesVersion,
@@ -288,29 +288,6 @@ async fn write_kubeconfig(
     ctx.reporter
         .info(&format!("kubectl context written to {}", path.display()));
     Ok(())
-}
-
-/// Removes the profile's kubeconfig entries from every file of the kubeconfig path list.
-async fn remove_kubeconfig(name: &str) -> anyhow::Result<()> {
-    let name = name.to_string();
-    tokio::task::spawn_blocking(move || {
-        let env = std::env::var_os("KUBECONFIG");
-        let mut paths = kubeconfig::kubeconfig_paths(env.as_deref());
-        if paths.is_empty() {
-            paths.push(kubeconfig::target_path_from_env()?);
-        }
-        for path in paths.iter().filter(|p| p.exists()) {
-            kubeconfig::remove_from(path, &name, kubeconfig::DEFAULT_LOCK_TIMEOUT)?;
-        }
-        anyhow::Ok(())
-    })
-    .await
-    .map_err(|e| {
-        fail(
-            &crate::errors::INTERNAL,
-            format!("kubeconfig writer panicked: {e}"),
-        )
-    })?
 }
 
 async fn restart(ctx: &Context, args: &StartArgs, profile: Profile) -> anyhow::Result<u8> {

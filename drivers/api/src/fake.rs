@@ -303,6 +303,23 @@ impl Driver for FakeDriver {
         )
     }
 
+    async fn delete_node(&self, node: &str) -> Result<DeleteReport, DriverError> {
+        if let Some(err) = injected_failure("delete_node", node, None) {
+            return Err(err);
+        }
+        self.engine.with_state(|s| {
+            let mut report = DeleteReport::default();
+            if s.nodes.remove(node).is_some() {
+                report.nodes.push(node.to_string());
+            }
+            let volume = format!("{node}-var");
+            if s.volumes.remove(&volume).is_some() {
+                report.volumes.push(volume);
+            }
+            report
+        })
+    }
+
     async fn delete_profile(&self, profile: &str) -> Result<DeleteReport, DriverError> {
         self.engine.with_state(|s| {
             let mut report = DeleteReport::default();

@@ -83,6 +83,13 @@ pub trait Driver: Send + Sync {
     /// Thaws a paused node.
     fn unpause_node(&self, node: &str) -> impl Future<Output = Result<(), DriverError>> + Send;
 
+    /// Removes one node and its own resources (its /var volume or disk). Succeeds when the
+    /// node does not exist; refuses a same-named resource minik did not create.
+    fn delete_node(
+        &self,
+        node: &str,
+    ) -> impl Future<Output = Result<DeleteReport, DriverError>> + Send;
+
     /// Removes every resource labelled with this profile (nodes, volumes, network, files).
     /// Succeeds when there is nothing to remove.
     fn delete_profile(

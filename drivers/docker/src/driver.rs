@@ -248,7 +248,7 @@ impl DockerDriver {
             aliases: Some(vec![node.name.clone()]),
             ..Default::default()
         };
-        let body = ContainerCreateBody {
+        ContainerCreateBody {
             image: Some(cluster.image.clone()),
             hostname: Some(node.name.clone()),
             tty: Some(true),
@@ -261,8 +261,7 @@ impl DockerDriver {
                 endpoints_config: Some(HashMap::from([(net, endpoint)])),
             }),
             ..Default::default()
-        };
-        body
+        }
     }
 
     /// Creates and starts one node container with `profile`. On any failure the container of
@@ -615,6 +614,54 @@ impl Driver for DockerDriver {
                 state: host_state_of(&container).to_string(),
             }),
         }
+    }
+
+    async fn delete_node(&self, node: &str) -> Result<DeleteReport, DriverError> {
+        let docker = self.engine.ready().await?;
+        let mut report = DeleteReport::default();
+        match self.inspect_node(node).await {
+            Ok(c) => {
+                if c.state.as_ref().and_then(|s| s.paused) == Some(true) {
+                    // Thaw first: removing a frozen container fails or hangs on some engines.
+                    let _ = docker.unpause_container(node).await;
+                }
+                let options = RemoveContainerOptionsBuilder::default()
+                    .force(true)
+                    .v(true)
+                    .build();
+                match docker.remove_container(node, Some(options)).await {
+                    Ok(()) => report.nodes.push(node.to_string()),
+                    Err(e) if status_of(&e) == Some(404) => {}
+                    Err(e) => return Err(self.node_error("remove", node, e)),
+                }
+            }
+            // Not there, or not minik's: a same-named foreign container is never touched.
+            Err(DriverError::NodeNotFound { .. }) => {}
+            Err(e) => return Err(e),
+        }
+        let volume = Self::volume_name(node);
+        match docker.inspect_volume(&volume).await {
+            Ok(v)
+                if v.labels
+                    .get(minik_driver_api::labels::CREATED_BY)
+                    .map(String::as_str)
+                    == Some("true") =>
+            {
+                match docker
+                    .remove_volume(
+                        &volume,
+                        None::<bollard::query_parameters::RemoveVolumeOptions>,
+                    )
+                    .await
+                {
+                    Ok(()) => report.volumes.push(volume),
+                    Err(e) if status_of(&e) == Some(404) => {}
+                    Err(e) => return Err(self.engine.error(format!("remove volume {volume}"), e)),
+                }
+            }
+            _ => {}
+        }
+        Ok(report)
     }
 
     async fn delete_profile(&self, profile: &str) -> Result<DeleteReport, DriverError> {

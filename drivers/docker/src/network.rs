@@ -188,8 +188,9 @@ pub async fn ensure_network(
                 return Ok(subnet);
             }
             // Another process took the subnet (or created this very network) since we listed:
-            // look again.
-            Err(e) if message_of(&e).contains("overlaps") => tried.push(subnet),
+            // look again. Docker says "overlaps"; podman says "is already used on the host or by
+            // another config".
+            Err(e) if is_subnet_taken(&message_of(&e)) => tried.push(subnet),
             Err(e) => return Err(engine.error(format!("create network {name} ({subnet})"), e)),
         }
     }
@@ -226,6 +227,12 @@ pub async fn existing_network(
                 "the network has no IPv4 subnet",
             )
         })
+}
+
+/// Whether a refused network creation means the subnet was taken meanwhile (worth another
+/// candidate), as Docker and podman word it.
+fn is_subnet_taken(message: &str) -> bool {
+    message.contains("overlaps") || message.contains("already used")
 }
 
 fn default_bridge_mtu(networks: &[bollard::models::Network]) -> Option<String> {
@@ -287,6 +294,17 @@ mod tests {
             pick_subnet(&[s("172.17.0.0/16"), s("10.0.0.0/8")], &[]),
             Some(s("192.168.49.0/24"))
         );
+    }
+
+    #[test]
+    fn recognizes_taken_subnets() {
+        assert!(is_subnet_taken(
+            "Pool overlaps with other one on this address space"
+        ));
+        assert!(is_subnet_taken(
+            "subnet 192.168.58.0/24 is already used on the host or by another config"
+        ));
+        assert!(!is_subnet_taken("network with name p already exists"));
     }
 
     #[test]

@@ -278,6 +278,10 @@ impl Driver for PodmanDriver {
         self.inner.unpause_node(node).await
     }
 
+    async fn delete_node(&self, node: &str) -> Result<DeleteReport, DriverError> {
+        self.inner.delete_node(node).await
+    }
+
     async fn delete_profile(&self, profile: &str) -> Result<DeleteReport, DriverError> {
         self.inner.delete_profile(profile).await
     }

@@ -215,9 +215,9 @@ async fn node_lifecycle_with_podman_options() {
     );
 
     let report = d.delete_profile(&p).await.unwrap();
-    assert_eq!(report.nodes, [p.clone()]);
+    assert_eq!(report.nodes, [p.as_str()]);
     assert_eq!(report.volumes, [format!("{p}-var")]);
-    assert_eq!(report.networks, [p.clone()]);
+    assert_eq!(report.networks, [p.as_str()]);
     assert!(d.list_nodes(&p).await.unwrap().is_empty());
     assert!(!d.list_profiles().await.unwrap().contains(&p));
 }
