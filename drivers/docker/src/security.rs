@@ -108,15 +108,17 @@ mod tests {
     }
 
     #[test]
-    fn capabilities_profile_mounts_cgroups() {
+    fn capabilities_profile_keeps_a_private_cgroup_namespace() {
         let mut host = HostConfig {
             binds: Some(vec!["v:/var".into()]),
             ..Default::default()
         };
         Profile::Capabilities.apply(&mut host);
         assert_eq!(host.cap_drop, Some(vec!["SYS_RESOURCE".to_string()]));
-        assert_eq!(host.binds.as_ref().map(Vec::len), Some(2));
-        assert_eq!(host.cgroupns_mode, Some(HostConfigCgroupnsModeEnum::HOST));
+        // No host cgroup mount: each node's cgroups stay below its own (see `apply`).
+        assert_eq!(host.binds.as_ref().map(Vec::len), Some(1));
+        assert_eq!(host.privileged, Some(false));
+        assert_eq!(host.cgroupns_mode, Some(HostConfigCgroupnsModeEnum::PRIVATE));
         assert_eq!(host.masked_paths, Some(vec![]));
         let mut host = HostConfig::default();
         Profile::Privileged.apply(&mut host);
