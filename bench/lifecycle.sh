@@ -5,7 +5,7 @@
 #
 # Usage: bench/lifecycle.sh [ITERATIONS]   (default 3; prints medians in seconds)
 # Env:   MINIK=path/to/minik (default target/release/minik, else target/debug/minik)
-#        DRIVER=docker (the engine CLI of the same name is used for the floor)
+#        DRIVER=docker|podman (the engine CLI of the same name is used for the floor)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-3}"
@@ -16,7 +16,9 @@ if [[ -z "$MINIK" ]]; then
 fi
 export MINIK_HOME="$(mktemp -d)"
 export CI=true
-trap '"$MINIK" delete --all >/dev/null 2>&1 || true; rm -rf "$MINIK_HOME"' EXIT
+# Only this script's profiles: `delete --all` would also remove every other minik profile on
+# every engine (other MINIK_HOMEs, tests running alongside).
+trap 'for p in bench-1 bench-3; do "$MINIK" delete -p $p >/dev/null 2>&1 || true; done; rm -rf "$MINIK_HOME"' EXIT
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
@@ -25,13 +27,24 @@ timed() { local t; t=$(now); "$@" >/dev/null 2>&1 || { echo "failed: $*" >&2; ex
 
 IMAGE=$("$MINIK" node-image build --driver "$DRIVER" -q | tail -n 1)
 
-# The floor: the same image started by hand with the options minik falls back to here.
+# The floor: the same image started by hand with the options minik uses on this engine here.
+# docker: the capability fallback (--privileged is refused on these VMs). podman: --privileged
+# (rootful podman grants it from its own bounding set) plus explicit ulimits within the hard
+# limits, as the podman driver sets them.
+if [[ "$DRIVER" == podman ]]; then
+  nofile="$(ulimit -Hn)" nproc="$(ulimit -Hu)"
+  [[ "$nofile" == unlimited || "$nofile" -gt 1048576 ]] && nofile=1048576
+  [[ "$nproc" == unlimited || "$nproc" -gt 32768 ]] && nproc=32768
+  FLOOR_OPTS=(--privileged --ulimit "nofile=$nofile:$nofile" --ulimit "nproc=$nproc:$nproc" -e container=podman)
+else
+  FLOOR_OPTS=(--cap-add=ALL --cap-drop=SYS_RESOURCE --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw)
+fi
 floor() {
   local t name=minik-bench-floor
   t=$(now)
-  $DRIVER run -d --name $name --hostname $name --cap-add=ALL --cap-drop=SYS_RESOURCE \
-    --security-opt seccomp=unconfined --security-opt apparmor=unconfined --cgroupns=host \
-    -v /sys/fs/cgroup:/sys/fs/cgroup:rw --tmpfs /run --tmpfs /tmp -v /var \
+  $DRIVER run -d --name $name --hostname $name "${FLOOR_OPTS[@]}" \
+    --security-opt seccomp=unconfined --security-opt apparmor=unconfined \
+    --tmpfs /run --tmpfs /tmp -v /var \
     --stop-signal SIGRTMIN+3 "$IMAGE" >/dev/null
   until [[ "$($DRIVER exec $name systemctl is-active containerd 2>/dev/null)" == active ]]; do sleep 0.05; done
   elapsed "$t"

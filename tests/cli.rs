@@ -243,6 +243,11 @@ fn full_lifecycle_on_three_nodes() {
     );
     assert_eq!(env.engine().node_names().len(), 3);
     env.minik(&["-p", "tri", "status"]).expect(0);
+    // A plain `start` of an existing profile repeats none of its flags and warns about none.
+    env.minik(&["-p", "tri", "stop"]).expect(0);
+    let plain = env.minik(&["-p", "tri", "start"]);
+    plain.expect(0);
+    assert!(!plain.stderr.contains("ignoring"), "{}", plain.stderr);
 
     let list: serde_json::Value =
         serde_json::from_str(&env.minik(&["profile", "list", "-o", "json"]).stdout).unwrap();

@@ -320,8 +320,15 @@ async fn restart(ctx: &Context, args: &StartArgs, profile: Profile) -> anyhow::R
             "--image",
         ),
         (
-            args.no_kubernetes != profile.kubernetes.is_none(),
+            args.no_kubernetes && profile.kubernetes.is_some(),
             "--no-kubernetes",
+        ),
+        (
+            args.kubernetes_version.as_ref().is_some_and(|v| {
+                let asked = KubernetesVersion::resolve(v).map(|v| v.to_string()).ok();
+                profile.kubernetes.as_ref().map(|k| k.version.clone()) != asked
+            }),
+            "--kubernetes-version",
         ),
     ]
     .into_iter()

@@ -118,7 +118,10 @@ mod tests {
         // No host cgroup mount: each node's cgroups stay below its own (see `apply`).
         assert_eq!(host.binds.as_ref().map(Vec::len), Some(1));
         assert_eq!(host.privileged, Some(false));
-        assert_eq!(host.cgroupns_mode, Some(HostConfigCgroupnsModeEnum::PRIVATE));
+        assert_eq!(
+            host.cgroupns_mode,
+            Some(HostConfigCgroupnsModeEnum::PRIVATE)
+        );
         assert_eq!(host.masked_paths, Some(vec![]));
         let mut host = HostConfig::default();
         Profile::Privileged.apply(&mut host);

@@ -15,7 +15,9 @@
 //!   nodes back); no Docker bridge options on the profile network; the `/var` volume mounted
 //!   `suid,exec,dev` (podman mounts volumes `nosuid,nodev` by default, which breaks nested
 //!   containers); in the capability fallback, `unmask=ALL` (podman's compat API ignores the
-//!   empty `MaskedPaths`/`ReadonlyPaths` that docker uses to leave `/proc/sys` writable).
+//!   empty `MaskedPaths`/`ReadonlyPaths` that docker uses to leave `/proc/sys` writable) and,
+//!   on cgroup v1 hosts, the host's `/sys/fs/cgroup` read-write (the compat API also ignores
+//!   `CgroupnsMode`: see [`customize_node_for`]).
 //! - **Image names** ([`image`]): nodes are created from the fully qualified name of the local
 //!   image (`minik/node:1` → `localhost/minik/node:1`).
 //! - **Identity**: [`Driver::check`] refuses an endpoint that answers as a Docker Engine.
@@ -36,7 +38,7 @@ pub mod image;
 pub mod limits;
 pub mod socket;
 
-use bollard::models::ContainerCreateBody;
+use bollard::models::{ContainerCreateBody, HostConfigCgroupnsModeEnum};
 use minik_driver_api::{
     ClusterRequest, DeleteReport, Driver, DriverError, EngineInfo, NodeInfo, NodeSpec, Observer,
 };
@@ -79,6 +81,13 @@ impl PodmanDriver {
             Some(path) if endpoint.is_default() => socket::ensure_service(path)?,
             _ => Service::Answering,
         };
+        if let Service::Started { pid, log } = &service {
+            tracing::info!(
+                "started podman's API service: `{}` (pid {pid}, log {})",
+                endpoint.service_command(),
+                log.display()
+            );
+        }
         let limits = limits::host_limits(endpoint.socket_path());
         tracing::debug!(endpoint = %endpoint.host, ?limits, ?service, "podman endpoint");
         let client = connect_host(&endpoint.host, "podman")?;
@@ -168,6 +177,27 @@ pub fn flavor(ulimits: Vec<bollard::models::ResourcesUlimits>) -> Flavor {
 
 /// podman-only node options, applied after the security profile (see the crate docs).
 pub fn customize_node(body: &mut ContainerCreateBody) {
+    customize_node_for(body, host_has_cgroup_v1());
+}
+
+/// Whether this machine mounts cgroup v1 hierarchies (no unified `cgroup.controllers` at the
+/// top of `/sys/fs/cgroup`). Read locally: right for the local socket minik normally uses.
+pub fn host_has_cgroup_v1() -> bool {
+    !std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists()
+}
+
+/// [`customize_node`] for a host with (`cgroup_v1`) or without cgroup v1.
+///
+/// - `/var`: mounted `suid,exec,dev` (podman's volume default is `nosuid,nodev`).
+/// - Without `--privileged` (the capability fallback):
+///   - `unmask=ALL`, so `/proc/sys` is writable (the compat API ignores docker's empty
+///     `MaskedPaths`/`ReadonlyPaths`);
+///   - on cgroup v1, the host's `/sys/fs/cgroup` mounted read-write in the host cgroup namespace:
+///     podman's compat API ignores `CgroupnsMode` and uses its v1 default, the host namespace,
+///     where the hierarchies podman mounts are read-only and cannot be remounted, so nested
+///     containers could not create cgroups. (On cgroup v2 podman's default is a private
+///     namespace, which the node's entrypoint makes writable itself.)
+pub fn customize_node_for(body: &mut ContainerCreateBody, cgroup_v1: bool) {
     let Some(host) = body.host_config.as_mut() else {
         return;
     };
@@ -177,12 +207,23 @@ pub fn customize_node(body: &mut ContainerCreateBody) {
             *bind = format!("{volume}:/var:suid,exec,dev");
         }
     }
-    if host.privileged != Some(true) {
-        host.security_opt
-            .get_or_insert_with(Vec::new)
-            .push("unmask=ALL".to_string());
+    if host.privileged == Some(true) {
+        return;
+    }
+    host.security_opt
+        .get_or_insert_with(Vec::new)
+        .push("unmask=ALL".to_string());
+    if cgroup_v1 {
+        host.cgroupns_mode = Some(HostConfigCgroupnsModeEnum::HOST);
+        let binds = host.binds.get_or_insert_with(Vec::new);
+        if !binds.iter().any(|b| b.starts_with("/sys/fs/cgroup:")) {
+            binds.push(CGROUP_BIND.to_string());
+        }
     }
 }
+
+/// The host's cgroup hierarchies, writable (capability fallback on cgroup v1 hosts).
+const CGROUP_BIND: &str = "/sys/fs/cgroup:/sys/fs/cgroup:rw";
 
 /// Whether the engine behind `engine` is podman (its version lists a "Podman Engine"
 /// component). A Docker Engine is not.
@@ -223,17 +264,19 @@ impl Driver for PodmanDriver {
     }
 
     async fn check(&self) -> Result<EngineInfo, DriverError> {
-        let info = self.inner.check().await.map_err(|e| self.explain(e))?;
-        if !is_podman(self.inner.engine()).await? {
+        // podman's /version is slow (it asks conmon and runc for theirs): both requests at once.
+        let (info, podman) = tokio::join!(self.inner.check(), is_podman(self.inner.engine()));
+        let info = info.map_err(|e| self.explain(e))?;
+        if !podman? {
+            let server = info.version.trim_start_matches("Podman Engine ");
             return Err(DriverError::EngineUnreachable {
                 engine: "podman".into(),
                 endpoint: self.endpoint.host.clone(),
                 detail: format!(
-                    "it answers as {}, not podman{}",
-                    info.version,
+                    "the engine there is not podman (server {server}, no Podman Engine component; a Docker Engine?){}",
                     self.endpoint
                         .variable()
-                        .map(|v| format!(" (set by {v}; use --driver docker for it)"))
+                        .map(|v| format!(": {v} points at it; use --driver docker for that engine"))
                         .unwrap_or_default()
                 ),
             });
@@ -323,7 +366,7 @@ mod tests {
     #[test]
     fn var_volume_is_suid_exec_dev() {
         let mut b = body(true);
-        customize_node(&mut b);
+        customize_node_for(&mut b, true);
         let host = b.host_config.unwrap();
         assert_eq!(
             host.binds.unwrap(),
@@ -341,13 +384,44 @@ mod tests {
     }
 
     #[test]
-    fn capabilities_unmask_paths() {
+    fn capabilities_unmask_paths_and_share_v1_cgroups() {
         let mut b = body(false);
-        customize_node(&mut b);
+        b.host_config
+            .as_mut()
+            .unwrap()
+            .binds
+            .as_mut()
+            .unwrap()
+            .pop();
+        b.host_config.as_mut().unwrap().cgroupns_mode = Some(HostConfigCgroupnsModeEnum::PRIVATE);
+        customize_node_for(&mut b, true);
+        let host = b.host_config.unwrap();
         assert_eq!(
-            b.host_config.unwrap().security_opt.unwrap(),
+            host.security_opt.unwrap(),
             ["seccomp=unconfined", "unmask=ALL"]
         );
+        assert_eq!(host.cgroupns_mode, Some(HostConfigCgroupnsModeEnum::HOST));
+        assert_eq!(
+            host.binds.unwrap().last().map(String::as_str),
+            Some(CGROUP_BIND)
+        );
+        // cgroup v2: podman's private namespace, nothing bound.
+        let mut b = body(false);
+        b.host_config
+            .as_mut()
+            .unwrap()
+            .binds
+            .as_mut()
+            .unwrap()
+            .pop();
+        customize_node_for(&mut b, false);
+        let host = b.host_config.unwrap();
+        assert_eq!(host.binds.unwrap().len(), 2);
+        assert_eq!(host.cgroupns_mode, None);
+        // A bind already there is not doubled.
+        let mut b = body(false);
+        customize_node_for(&mut b, true);
+        assert_eq!(b.host_config.unwrap().binds.unwrap().len(), 3);
     }
 
     #[test]

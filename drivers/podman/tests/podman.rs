@@ -320,5 +320,5 @@ async fn a_docker_engine_is_not_podman() {
     let d = PodmanDriver::connect_to(endpoint)
         .expect("this test needs the Docker Engine too (.ci/run starts it)");
     let err = d.check().await.unwrap_err();
-    assert!(err.to_string().contains("not podman"), "{err}");
+    assert!(err.to_string().contains("is not podman"), "{err}");
 }
