@@ -301,9 +301,9 @@ pub struct NodeImageBuildArgs {
     /// auto (Debian's unless the Kubernetes version needs containerd 2).
     #[arg(long, value_enum, default_value_t = ContainerdSource::Auto)]
     pub containerd_source: ContainerdSource,
-    /// Engine to build with.
-    #[arg(long, env = "MINIK_DRIVER", default_value = "docker")]
-    pub driver: String,
+    /// Engine to build with (docker or podman); default: the first that answers, as `start`.
+    #[arg(long, env = "MINIK_DRIVER")]
+    pub driver: Option<String>,
     /// Rebuild even when the tag already exists.
     #[arg(long)]
     pub force: bool,

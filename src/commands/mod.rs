@@ -83,7 +83,7 @@ pub async fn live_nodes(
     profile: &Profile,
 ) -> anyhow::Result<(AnyDriver, Vec<NodeInfo>)> {
     let driver = AnyDriver::connect(&profile.driver, &ctx.home)?;
-    driver.check().await?;
+    driver.check_explained().await?;
     let nodes = driver.list_nodes(&profile.name).await?;
     Ok((driver, nodes))
 }

@@ -117,8 +117,7 @@ pub async fn build(ctx: &Context, args: NodeImageBuildArgs) -> anyhow::Result<u8
         std::fs::create_dir_all(dir)?;
         tar::Archive::new(&tar[..]).unpack(dir)?;
     }
-    let driver = AnyDriver::connect(&args.driver, &ctx.home)?;
-    driver.check().await?;
+    let (driver, _) = AnyDriver::choose(args.driver.as_deref(), &ctx.home).await?;
     let Some(docker) = driver.as_container_engine() else {
         return Err(fail(
             &USAGE,

@@ -343,7 +343,7 @@ async fn restart(ctx: &Context, args: &StartArgs, profile: Profile) -> anyhow::R
     }
     let step = reporter.step("engine", "Checking the container engine");
     let driver = AnyDriver::connect(&profile.driver, &ctx.home)?;
-    step.finish_with(driver.check().await.map_err(anyhow::Error::from))?;
+    step.finish_with(driver.check_explained().await)?;
     let nodes: Vec<NodeSpec> = profile.nodes.iter().map(NodeSpec::from).collect();
     let request = request_for(&profile);
     let live = driver.list_nodes(&profile.name).await?;

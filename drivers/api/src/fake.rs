@@ -483,11 +483,13 @@ impl Runner for FakeRunner {
                     Some(r) => (r.exit_code, r.stdout.clone(), r.stderr.clone()),
                     None => {
                         // Like kubeadm, a successful init leaves an admin kubeconfig behind.
-                        if argv.len() > 1 && argv[0] == "kubeadm" && argv[1] == "init" {
-                            if let Some(n) = s.nodes.get_mut(&node) {
-                                n.files
-                                    .insert(FAKE_ADMIN_CONF_PATH.into(), fake_admin_conf(&n.ip));
-                            }
+                        if argv.len() > 1
+                            && argv[0] == "kubeadm"
+                            && argv[1] == "init"
+                            && let Some(n) = s.nodes.get_mut(&node)
+                        {
+                            n.files
+                                .insert(FAKE_ADMIN_CONF_PATH.into(), fake_admin_conf(&n.ip));
                         }
                         let (c, o) = builtin_response(&argv);
                         (c, o, String::new())
