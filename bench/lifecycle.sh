@@ -37,7 +37,7 @@ if [[ "$DRIVER" == podman ]]; then
   [[ "$nproc" == unlimited || "$nproc" -gt 32768 ]] && nproc=32768
   FLOOR_OPTS=(--privileged --ulimit "nofile=$nofile:$nofile" --ulimit "nproc=$nproc:$nproc" -e container=podman)
 else
-  FLOOR_OPTS=(--cap-add=ALL --cap-drop=SYS_RESOURCE --cgroupns=host -v /sys/fs/cgroup:/sys/fs/cgroup:rw)
+  FLOOR_OPTS=(--cap-add=ALL --cap-drop=SYS_RESOURCE --security-opt systempaths=unconfined --cgroupns=private)
 fi
 floor() {
   local t name=minik-bench-floor
