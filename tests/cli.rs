@@ -1,92 +1,9 @@
 //! CLI tests: argument handling, output and exit codes, against the in-file fake engine
 //! (hidden `--driver fake`). Each test gets its own MINIK_HOME, so they run in parallel.
 
-use assert_cmd::Command;
-use minik_driver_api::fake::FakeEngine;
-use std::path::{Path, PathBuf};
+mod common;
 
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-impl Env {
-    fn new() -> Env {
-        Env {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-    fn home(&self) -> &Path {
-        self.dir.path()
-    }
-    fn cmd(&self) -> Command {
-        let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("minik");
-        cmd.env("MINIK_HOME", self.home())
-            .env("KUBECONFIG", self.home().join("kubeconfig"))
-            .env_remove("MINIK_PROFILE")
-            .env_remove("MINIK_DRIVER")
-            .env_remove("MINIK_FAKE_FAIL")
-            .env_remove("MINIK_FAKE_UNREACHABLE")
-            .env("CI", "true")
-            // No real engine is reachable: commands that scan every engine (profile list,
-            // delete --all) see only the fake one, whatever runs on this machine.
-            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-            .env("CONTAINER_HOST", "unix:///nonexistent/podman.sock");
-        cmd
-    }
-    fn minik(&self, args: &[&str]) -> Out {
-        let out = self.cmd().args(args).output().unwrap();
-        Out::from(out)
-    }
-    fn engine(&self) -> FakeEngine {
-        FakeEngine::new(self.home().join("fake-engine.json"))
-    }
-    fn profile_dir(&self, name: &str) -> PathBuf {
-        self.home().join("profiles").join(name)
-    }
-}
-
-#[derive(Debug)]
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl From<std::process::Output> for Out {
-    fn from(o: std::process::Output) -> Out {
-        Out {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
-    }
-}
-
-impl Out {
-    #[track_caller]
-    fn expect(&self, code: i32) -> &Out {
-        assert_eq!(
-            self.code, code,
-            "unexpected exit code\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-    #[track_caller]
-    fn reason(&self, id: &str) -> &Out {
-        assert!(
-            self.stderr.contains(&format!("Exiting due to {id}")),
-            "expected reason {id}\nstderr:\n{}",
-            self.stderr
-        );
-        assert!(
-            self.stderr.contains("Advice:"),
-            "no advice line:\n{}",
-            self.stderr
-        );
-        self
-    }
-}
+use common::{Env, Out};
 
 const START: &[&str] = &["start", "--driver", "fake", "--no-kubernetes"];
 

@@ -8,8 +8,10 @@
 //! node). What the nodes answer is scripted with `FakeEngine::respond`; what minik asked them
 //! is read back from `FakeEngine::log`. Kubeconfig files are checked with the real kubectl.
 
-use assert_cmd::Command;
-use minik_driver_api::fake::{FakeEngine, Recorded, Response};
+mod common;
+
+use common::{Env, Out};
+use minik_driver_api::fake::{Recorded, Response};
 use std::path::{Path, PathBuf};
 
 const RUNC_ROOT: &str = "/run/containerd/runc/k8s.io";
@@ -23,50 +25,7 @@ const READYZ: &[&str] = &[
     "/readyz",
 ];
 
-struct Env {
-    dir: tempfile::TempDir,
-}
-
 impl Env {
-    fn new() -> Env {
-        Env {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-    fn home(&self) -> &Path {
-        self.dir.path()
-    }
-    fn kubeconfig(&self) -> PathBuf {
-        self.home().join("kubeconfig")
-    }
-    fn cmd(&self) -> Command {
-        let mut cmd = assert_cmd::cargo::cargo_bin_cmd!("minik");
-        cmd.env("MINIK_HOME", self.home())
-            .env("KUBECONFIG", self.kubeconfig())
-            // Never the machine's kubectl unless a test says so.
-            .env("MINIK_KUBECTL", "")
-            // Hermetic: real engines (a concurrent e2e run's resources) are unreachable, so
-            // a delete that looks on every engine only finds the fake one.
-            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-            .env("CONTAINER_HOST", "unix:///nonexistent/podman.sock")
-            .env_remove("MINIK_PROFILE")
-            .env_remove("MINIK_DRIVER")
-            .env_remove("MINIK_FAKE_FAIL")
-            .env_remove("MINIK_FAKE_UNREACHABLE")
-            .env("CI", "true");
-        cmd
-    }
-    fn minik(&self, args: &[&str]) -> Out {
-        let out = self.cmd().args(args).output().unwrap();
-        Out::from(out)
-    }
-    fn engine(&self) -> FakeEngine {
-        FakeEngine::new(self.home().join("fake-engine.json"))
-    }
-    fn profile_dir(&self, name: &str) -> PathBuf {
-        self.home().join("profiles").join(name)
-    }
-
     /// A running fake profile with Kubernetes v1.35.0 in its spec (see the module comment).
     fn kubernetes_profile(&self, name: &str, nodes: u32) {
         let n = nodes.to_string();
@@ -88,73 +47,9 @@ impl Env {
         std::fs::write(&file, serde_json::to_vec_pretty(&profile).unwrap()).unwrap();
     }
 
-    /// The host port the fake engine publishes for a control plane's API server.
-    fn api_port(&self, node: &str) -> u16 {
-        let state: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(self.engine().path()).unwrap()).unwrap();
-        state["nodes"][node]["api_port"].as_u64().unwrap() as u16
-    }
-
-    fn respond(&self, node: &str, prefix: &[&str], exit_code: i64, stdout: &str) {
-        self.engine().respond(Response {
-            node: node.into(),
-            prefix: prefix.iter().map(|s| s.to_string()).collect(),
-            exit_code,
-            stdout: stdout.into(),
-            stderr: String::new(),
-        });
-    }
-
     /// Scripts a healthy control plane: `/readyz` answers `ok`.
     fn healthy(&self) {
         self.respond("*", READYZ, 0, "ok");
-    }
-
-    fn log(&self) -> Vec<Recorded> {
-        self.engine().log()
-    }
-}
-
-#[derive(Debug)]
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl From<std::process::Output> for Out {
-    fn from(o: std::process::Output) -> Out {
-        Out {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
-    }
-}
-
-impl Out {
-    #[track_caller]
-    fn expect(&self, code: i32) -> &Out {
-        assert_eq!(
-            self.code, code,
-            "unexpected exit code\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-    #[track_caller]
-    fn reason(&self, id: &str) -> &Out {
-        assert!(
-            self.stderr.contains(&format!("Exiting due to {id}")),
-            "expected reason {id}\nstderr:\n{}",
-            self.stderr
-        );
-        assert!(
-            self.stderr.contains("Advice:"),
-            "no advice line:\n{}",
-            self.stderr
-        );
-        self
     }
 }
 
