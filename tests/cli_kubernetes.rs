@@ -988,3 +988,30 @@ fn node_add_failure_removes_the_new_node() {
             .unwrap();
     assert_eq!(profile["nodes"].as_array().unwrap().len(), 1);
 }
+
+/// `profile list` reports a Kubernetes profile whose API server container is frozen as
+/// Paused, though its hosts run.
+#[test]
+fn profile_list_shows_a_kubernetes_pause() {
+    let env = Env::new();
+    env.kubernetes_profile("pl", 1);
+    let status = |env: &Env| {
+        let list: serde_json::Value =
+            serde_json::from_str(&env.minik(&["profile", "list", "-o", "json"]).stdout).unwrap();
+        list["profiles"][0]["status"].as_str().unwrap().to_string()
+    };
+    assert_eq!(status(&env), "Running");
+    env.respond(
+        "*",
+        &["crictl", "ps", "--name", "kube-apiserver", "-q"],
+        0,
+        "abc123\n",
+    );
+    env.respond(
+        "*",
+        &["runc", "--root", RUNC_ROOT, "state", "abc123"],
+        0,
+        "{\"id\":\"abc123\",\"status\":\"paused\"}",
+    );
+    assert_eq!(status(&env), "Paused");
+}

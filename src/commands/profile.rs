@@ -44,7 +44,20 @@ pub async fn list(ctx: &Context) -> anyhow::Result<u8> {
                         Ok(live) => {
                             let states: Vec<HostState> =
                                 p.nodes.iter().map(|n| state_of(&live, &n.name)).collect();
-                            summarize(&states).to_string()
+                            let summary = summarize(&states);
+                            // `minik pause` of a Kubernetes profile freezes containers inside
+                            // running nodes: the hosts run, the cluster is paused.
+                            if summary == "Running"
+                                && p.kubernetes.is_some()
+                                && crate::cluster::health::apiserver_paused(
+                                    &d.runner(&p.control_plane().name),
+                                )
+                                .await
+                            {
+                                "Paused".to_string()
+                            } else {
+                                summary.to_string()
+                            }
                         }
                         Err(_) => "Unknown".to_string(),
                     },
