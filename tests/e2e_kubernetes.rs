@@ -65,6 +65,50 @@ fn stand_in_dir(root: &Path) -> std::path::PathBuf {
     dir
 }
 
+/// Makes the stand-in kubeadm behave like the real one where minik looks: `kubeadm init`
+/// leaves /etc/kubernetes/admin.conf behind (kubeadm's names, the node's address).
+fn kubeadm_writes_admin_conf(dir: &Path) {
+    let script = r#"#!/bin/sh
+echo "stand-in kubeadm $*"
+if [ "$1" = init ]; then
+  ip=$(hostname -i | awk '{print $1}')
+  mkdir -p /etc/kubernetes
+  cat > /etc/kubernetes/admin.conf <<EOF
+apiVersion: v1
+kind: Config
+clusters:
+- name: kubernetes
+  cluster:
+    server: https://$ip:6443
+    certificate-authority-data: c3RhbmQtaW4=
+users:
+- name: kubernetes-admin
+  user:
+    client-certificate-data: c3RhbmQtaW4=
+    client-key-data: c3RhbmQtaW4=
+contexts:
+- name: kubernetes-admin@kubernetes
+  context:
+    cluster: kubernetes
+    user: kubernetes-admin
+current-context: kubernetes-admin@kubernetes
+EOF
+fi
+"#;
+    let path = dir.join("kubeadm");
+    std::fs::write(&path, script).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let mut sums = String::new();
+    for name in ["kubeadm", "kubelet", "kubectl"] {
+        sums.push_str(&format!("{}  {name}\n", sha256(&dir.join(name))));
+    }
+    std::fs::write(dir.join("SHA256SUMS"), sums).unwrap();
+}
+
 fn image_exists(tag: &str) -> bool {
     Command::new("docker")
         .args(["image", "inspect", tag])
@@ -191,6 +235,130 @@ fn node_image_from_a_local_directory() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&label.stdout).trim(), VERSION);
     let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
+}
+
+/// The Kubernetes steps on real docker nodes with stand-in binaries: everything minik does in
+/// the nodes runs for real (configs, the pod network's routes and NAT rule, init and join
+/// invocations, admin.conf export, kubeconfig merge, restart checks); only kubeadm itself is a
+/// stand-in, so there is no API server to wait for (`--wait=false`).
+#[test]
+fn kubernetes_steps_on_real_nodes_with_stand_in_binaries() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = stand_in_dir(home.path());
+    kubeadm_writes_admin_conf(&dir);
+    let tag = format!("localhost/minik-e2e/node-k8s-steps:{}", std::process::id());
+    let p = format!("e2e-k8s-steps-{}", std::process::id() % 100000);
+    let (code, _, stderr) = minik(
+        home.path(),
+        &[
+            "node-image",
+            "build",
+            "--kubernetes-version",
+            VERSION,
+            "--kubernetes-from",
+            dir.to_str().unwrap(),
+            "--tag",
+            &tag,
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    let cleanup = |home: &Path| {
+        let _ = minik(home, &["delete", "-p", &p]);
+        let _ = Command::new("docker").args(["rmi", "-f", &tag]).output();
+    };
+    let (code, _, stderr) = minik(
+        home.path(),
+        &[
+            "start",
+            "-p",
+            &p,
+            "--driver",
+            "docker",
+            "--nodes",
+            "2",
+            "--kubernetes-version",
+            VERSION,
+            "--image",
+            &tag,
+            "--wait=false",
+        ],
+    );
+    if code != 0 {
+        cleanup(home.path());
+        panic!("start with stand-in Kubernetes failed: {stderr}");
+    }
+    let ssh = |node: &str, cmd: &[&str]| {
+        let mut args = vec!["ssh", "-p", &p, "-n", node, "--"];
+        args.extend_from_slice(cmd);
+        minik(home.path(), &args)
+    };
+    let worker = format!("{p}-m02");
+    // Each node's kubeadm configuration names its role and own address.
+    let (_, init_cfg, _) = ssh(&p, &["cat", "/var/lib/minik/kubeadm.yaml"]);
+    let (_, join_cfg, _) = ssh(&worker, &["cat", "/var/lib/minik/kubeadm.yaml"]);
+    assert!(init_cfg.contains("kind: InitConfiguration"), "{init_cfg}");
+    assert!(join_cfg.contains("kind: JoinConfiguration"), "{join_cfg}");
+    // The pod network really applied: routes to the other node's pod CIDR, and the NAT rule.
+    let (_, routes, _) = ssh(&p, &["ip", "route"]);
+    assert!(routes.contains("10.244.1.0/24 via"), "{routes}");
+    let (_, routes, _) = ssh(&worker, &["ip", "route"]);
+    assert!(routes.contains("10.244.0.0/24 via"), "{routes}");
+    let (code, _, _) = ssh(
+        &p,
+        &[
+            "iptables",
+            "-t",
+            "nat",
+            "-C",
+            "POSTROUTING",
+            "-s",
+            "10.244.0.0/16",
+            "!",
+            "-d",
+            "10.244.0.0/16",
+            "-j",
+            "MASQUERADE",
+        ],
+    );
+    assert_eq!(code, 0, "masquerade rule missing");
+    let (_, unit, _) = ssh(&p, &["systemctl", "is-enabled", "minik-net.service"]);
+    assert_eq!(unit.trim(), "enabled");
+    // The kubeconfig context points at the published API port.
+    let view = Command::new("kubectl")
+        .args(["config", "view", "-o", "json", "--kubeconfig"])
+        .arg(home.path().join("kubeconfig"))
+        .output()
+        .unwrap();
+    let view: serde_json::Value = serde_json::from_slice(&view.stdout).unwrap();
+    assert_eq!(view["current-context"], p.as_str());
+    let server = view["clusters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == p.as_str())
+        .unwrap()["cluster"]["server"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(server.starts_with("https://127.0.0.1:"), "{server}");
+    // Restart: no kubeadm rerun, addresses checked, routes back after the reboot.
+    assert_eq!(minik(home.path(), &["stop", "-p", &p]).0, 0);
+    let (code, _, stderr) = minik(home.path(), &["start", "-p", &p, "--wait=false"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        !stderr.contains("kubeadm"),
+        "restart ran kubeadm steps: {stderr}"
+    );
+    let (_, routes, _) = ssh(&worker, &["ip", "route"]);
+    assert!(
+        routes.contains("10.244.0.0/24 via"),
+        "routes restored by minik-net.service at boot: {routes}"
+    );
+    // Delete removes the context.
+    assert_eq!(minik(home.path(), &["delete", "-p", &p]).0, 0);
+    let kc = std::fs::read_to_string(home.path().join("kubeconfig")).unwrap_or_default();
+    assert!(!kc.contains(&format!("name: {p}")), "{kc}");
+    cleanup(home.path());
 }
 
 #[cfg(feature = "e2e-kubernetes")]
