@@ -672,8 +672,15 @@ async fn forced_security_modes() {
     assert_ne!(host.privileged, Some(true));
     assert_eq!(host.cap_add, Some(vec!["ALL".to_string()]));
     assert_eq!(host.cap_drop, Some(vec!["SYS_RESOURCE".to_string()]));
+    // A private cgroup namespace and no host cgroup mount: the node's cgroups (and those of
+    // everything nested in it) stay below its own.
+    assert_eq!(
+        host.cgroupns_mode,
+        Some(bollard::models::HostConfigCgroupnsModeEnum::PRIVATE)
+    );
     assert!(
-        host.binds
+        !host
+            .binds
             .unwrap_or_default()
             .iter()
             .any(|b| b.starts_with("/sys/fs/cgroup:"))
