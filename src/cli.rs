@@ -29,25 +29,26 @@ pub struct GlobalArgs {
         short,
         long,
         global = true,
+        help_heading = "Global options",
         env = "MINIK_PROFILE",
         default_value = "minik"
     )]
     pub profile: String,
 
     /// Output format: human text, or JSON (events and results, one object per line).
-    #[arg(short, long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    #[arg(short, long, global = true, help_heading = "Global options", value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
 
     /// Plain lines instead of spinners even on a terminal.
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = "Global options")]
     pub no_progress: bool,
 
     /// Only warnings and errors.
-    #[arg(short, long, global = true)]
+    #[arg(short, long, global = true, help_heading = "Global options")]
     pub quiet: bool,
 
     /// More detail on stderr (repeat for more).
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, help_heading = "Global options", action = clap::ArgAction::Count)]
     pub verbose: u8,
 }
 
