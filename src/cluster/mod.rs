@@ -150,22 +150,6 @@ pub async fn start_existing<D: Driver>(
     .await
 }
 
-/// Runs `f` on every node of the profile in parallel, failing with GUEST_PROVISION context.
-pub async fn for_each_node<'a, D, F, Fut>(
-    names: &'a [String],
-    driver: &'a D,
-    f: F,
-) -> anyhow::Result<()>
-where
-    D: Driver,
-    F: Fn(&'a D, &'a str) -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<()>>,
-{
-    try_join_all(names.iter().map(|n| f(driver, n)))
-        .await
-        .map(|_| ())
-}
-
 /// The error for a node that is not in the profile.
 pub fn unknown_node(profile: &str, node: &str, known: &[String]) -> anyhow::Error {
     fail_with(
