@@ -100,6 +100,18 @@ pub enum Command {
     /// the current context.
     #[command(name = "update-context")]
     UpdateContext,
+    /// Optional cluster components: storage, ingress, metrics, dashboard, registry
+    /// (docs/addons.md).
+    Addons {
+        #[command(subcommand)]
+        command: AddonsCommand,
+    },
+    /// Images in the nodes' containerd: load from the local docker/podman store or an archive,
+    /// list, remove (docs/images.md).
+    Image {
+        #[command(subcommand)]
+        command: ImageCommand,
+    },
     /// Print minik's version.
     Version,
     /// Print a shell completion script (e.g. `minik completion bash > /etc/bash_completion.d/minik`).
@@ -123,6 +135,12 @@ pub struct StartArgs {
     /// Start the nodes without Kubernetes: a systemd + containerd sandbox.
     #[arg(long)]
     pub no_kubernetes: bool,
+
+    /// Addons to enable, comma-separated (e.g. `ingress,metrics-server`), besides the default
+    /// ones on a new profile; on an existing profile they are enabled too. `minik addons list`
+    /// names them.
+    #[arg(long, value_delimiter = ',', value_name = "NAME,...")]
+    pub addons: Vec<String>,
 
     /// Kubernetes version for new profiles (`stable` = minik's default).
     #[arg(long, value_name = "vX.Y.Z")]
@@ -161,6 +179,36 @@ pub struct StartArgs {
     /// How long to wait for each node to boot (and, with Kubernetes, for the cluster).
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     pub wait_timeout: std::time::Duration,
+
+    /// qemu driver: the accelerator. `auto` checks with a test boot that KVM (Linux) or HVF
+    /// (macOS) really runs a guest and falls back to tcg (emulation, slow) with a warning.
+    /// Default: MINIK_QEMU_ACCEL, else what the profile used, else auto.
+    #[arg(long, value_enum, value_name = "ACCEL")]
+    pub qemu_accel: Option<QemuAccel>,
+
+    /// qemu driver: disk size of each node of a new profile, e.g. 20g, 40960m [default: 20g].
+    #[arg(long, value_name = "SIZE")]
+    pub disk_size: Option<String>,
+}
+
+/// `--qemu-accel` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum QemuAccel {
+    Auto,
+    Kvm,
+    Hvf,
+    Tcg,
+}
+
+impl QemuAccel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QemuAccel::Auto => "auto",
+            QemuAccel::Kvm => "kvm",
+            QemuAccel::Hvf => "hvf",
+            QemuAccel::Tcg => "tcg",
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -278,6 +326,68 @@ pub struct NodeDeleteArgs {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum AddonsCommand {
+    /// List the addons, whether each is enabled in the profile, and which are on by default.
+    List,
+    /// Enable an addon (and the addons it needs), then wait for its pods to be Ready.
+    Enable(AddonsEnableArgs),
+    /// Disable an addon: delete every object it created.
+    Disable(AddonsDisableArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AddonsEnableArgs {
+    /// The addon (see `minik addons list`).
+    pub name: String,
+    /// Wait until the addon's pods are Ready.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set, value_name = "BOOL")]
+    pub wait: bool,
+    /// How long to wait for the addon's pods.
+    #[arg(long, value_name = "DURATION", default_value = "3m", value_parser = parse_duration)]
+    pub wait_timeout: std::time::Duration,
+}
+
+#[derive(Debug, Args)]
+pub struct AddonsDisableArgs {
+    /// The addon (see `minik addons list`).
+    pub name: String,
+    /// How long to wait for the addon's objects to be gone.
+    #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = parse_duration)]
+    pub wait_timeout: std::time::Duration,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImageCommand {
+    /// Copy images into every node's containerd (namespace k8s.io), from the profile's engine
+    /// store (docker or podman) or an archive; nodes that already have an image only get the
+    /// missing names.
+    Load(ImageLoadArgs),
+    /// List the images in the nodes (with the nodes that have each).
+    #[command(alias = "list")]
+    Ls,
+    /// Remove images from every node.
+    Rm(ImageRmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImageLoadArgs {
+    /// Images in the local engine's store, by name (NAME[:TAG]).
+    #[arg(required_unless_present = "archive", conflicts_with = "archive")]
+    pub images: Vec<String>,
+    /// Load every image of this archive instead (`docker save`/`podman save` output or an OCI
+    /// layout tar, uncompressed).
+    #[arg(long, value_name = "FILE.tar")]
+    pub archive: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImageRmArgs {
+    /// Images to remove (NAME[:TAG], as `minik image ls` shows them or as you loaded them).
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum NodeImageCommand {
     /// Build the node image from the recipe embedded in this binary.
     Build(NodeImageBuildArgs),
@@ -308,6 +418,11 @@ pub struct NodeImageBuildArgs {
     /// Rebuild even when the tag already exists.
     #[arg(long)]
     pub force: bool,
+    /// Also build the qemu driver's VM base disk from the node image (kernel, initrd and sshd
+    /// added on top, converted to qcow2 under MINIK_HOME/cache/vm). Implied by --driver qemu,
+    /// which then builds with docker, else podman.
+    #[arg(long)]
+    pub vm: bool,
     /// Also write the build context to this directory (for inspection).
     #[arg(long, hide = true)]
     pub dump_context: Option<PathBuf>,

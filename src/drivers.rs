@@ -12,19 +12,22 @@ use minik_driver_api::{
 };
 use minik_driver_docker::{DockerDriver, DockerRunner};
 use minik_driver_podman::PodmanDriver;
+use minik_driver_qemu::{Layout, QemuDriver, QemuOptions, SshRunner};
 use std::time::Duration;
 use tokio::io::AsyncWrite;
 
 /// Drivers users can choose, in auto-detection order.
-pub const DRIVERS: &[&str] = &["docker", "podman"];
+pub const DRIVERS: &[&str] = &["docker", "podman", "qemu"];
 /// Drivers that are planned but not built yet; named so the error can say so.
-pub const PLANNED_DRIVERS: &[&str] = &["qemu"];
+pub const PLANNED_DRIVERS: &[&str] = &[];
 
 /// Any driver.
 pub enum AnyDriver {
     Docker(DockerDriver),
     /// The docker driver on podman's Docker-compatible socket, with podman's quirks.
     Podman(PodmanDriver),
+    /// Nodes as qemu VMs, reached over SSH.
+    Qemu(QemuDriver),
     /// In-file fake engine for CLI tests (hidden `--driver fake`).
     Fake(FakeDriver),
 }
@@ -33,6 +36,8 @@ pub enum AnyDriver {
 pub enum AnyRunner {
     /// Docker and podman nodes (both are reached through the Docker API's exec and archive).
     Docker(DockerRunner),
+    /// qemu VMs, through the system `ssh`.
+    Qemu(SshRunner),
     Fake(FakeRunner),
 }
 
@@ -41,6 +46,7 @@ macro_rules! dispatch {
         match $self {
             AnyDriver::Docker($d) => $e,
             AnyDriver::Podman($d) => $e,
+            AnyDriver::Qemu($d) => $e,
             AnyDriver::Fake($d) => $e,
         }
     };
@@ -54,6 +60,7 @@ impl AnyDriver {
             "podman" => PodmanDriver::connect()
                 .map(AnyDriver::Podman)
                 .map_err(podman_failure),
+            "qemu" => Ok(AnyDriver::Qemu(qemu_driver(home)?)),
             "fake" => Ok(AnyDriver::Fake(FakeDriver::new(FakeEngine::new(
                 home.fake_engine_file(),
             )))),
@@ -71,7 +78,7 @@ impl AnyDriver {
     }
 
     /// Picks the driver for a new profile: the requested one, else the first engine that
-    /// answers (docker, then podman, then qemu).
+    /// answers (docker, then podman, then qemu: containers start faster than VMs).
     pub async fn choose(
         requested: Option<&str>,
         home: &Home,
@@ -111,13 +118,13 @@ impl AnyDriver {
         let (reason, verb) = if installed {
             (&PROVIDER_NOT_RUNNING, "no engine answers")
         } else {
-            (&PROVIDER_NOT_FOUND, "no container engine found")
+            (&PROVIDER_NOT_FOUND, "no container engine or qemu found")
         };
         Err(fail_with(
             reason,
             format!("{verb} ({})", problems.join("; ")),
             "Start Docker Engine (`sudo systemctl start docker`) or podman's API (`sudo systemctl start podman.socket`), \
-             install one of them, or pick a driver with --driver.",
+             install one of them or qemu, or pick a driver with --driver.",
         ))
     }
 
@@ -126,6 +133,7 @@ impl AnyDriver {
     pub async fn check_explained(&self) -> anyhow::Result<EngineInfo> {
         match self {
             AnyDriver::Podman(d) => d.check().await.map_err(podman_failure),
+            AnyDriver::Qemu(d) => d.check().await.map_err(qemu_failure),
             d => Ok(d.check().await?),
         }
     }
@@ -166,7 +174,7 @@ impl AnyDriver {
         match self {
             AnyDriver::Docker(d) => Some(d),
             AnyDriver::Podman(d) => Some(d.docker()),
-            AnyDriver::Fake(_) => None,
+            AnyDriver::Qemu(_) | AnyDriver::Fake(_) => None,
         }
     }
 }
@@ -177,6 +185,37 @@ fn podman_failure(e: DriverError) -> anyhow::Error {
     match minik_driver_podman::advice(&e) {
         Some(advice) => fail_with(driver_reason(&e), e.to_string(), advice),
         None => e.into(),
+    }
+}
+
+/// The qemu driver over MINIK_HOME, with the options the environment sets
+/// (`MINIK_QEMU_ACCEL`, `MINIK_QEMU_SYSTEM`, `MINIK_QEMU_IMG`); `start` adds its flags.
+pub(crate) fn qemu_driver(home: &Home) -> anyhow::Result<QemuDriver> {
+    let options = QemuOptions::from_env().map_err(|e| {
+        fail_with(
+            &crate::errors::USAGE,
+            e.to_string(),
+            format!(
+                "Set {} to auto, kvm, hvf or tcg, or unset it.",
+                minik_driver_qemu::ACCEL_ENV
+            ),
+        )
+    })?;
+    let layout = Layout::new(home.profiles_dir(), home.vm_disk_cache_dir());
+    Ok(QemuDriver::new(layout, options))
+}
+
+/// A qemu driver error with advice on installing what is missing.
+fn qemu_failure(e: DriverError) -> anyhow::Error {
+    match &e {
+        DriverError::EngineNotFound { endpoint, .. } => fail_with(
+            driver_reason(&e),
+            format!("the qemu driver needs {endpoint}, which is not installed (or not on PATH)"),
+            "Install qemu and OpenSSH's client: `apt-get install qemu-system-x86 qemu-utils openssh-client` \
+             (Debian/Ubuntu; qemu-system-arm on Arm), `dnf install qemu-kvm qemu-img openssh-clients`, \
+             `brew install qemu`; or point MINIK_QEMU_SYSTEM / MINIK_QEMU_IMG at the binaries.",
+        ),
+        _ => e.into(),
     }
 }
 
@@ -240,6 +279,7 @@ impl Driver for AnyDriver {
         match self {
             AnyDriver::Docker(d) => AnyRunner::Docker(d.runner(node)),
             AnyDriver::Podman(d) => AnyRunner::Docker(d.runner(node)),
+            AnyDriver::Qemu(d) => AnyRunner::Qemu(d.runner(node)),
             AnyDriver::Fake(d) => AnyRunner::Fake(d.runner(node)),
         }
     }
@@ -249,6 +289,7 @@ impl Runner for AnyRunner {
     fn node(&self) -> &str {
         match self {
             AnyRunner::Docker(r) => r.node(),
+            AnyRunner::Qemu(r) => r.node(),
             AnyRunner::Fake(r) => r.node(),
         }
     }
@@ -261,6 +302,7 @@ impl Runner for AnyRunner {
         {
             match self {
                 AnyRunner::Docker(r) => r.exec_streaming(request, stdout, stderr).await,
+                AnyRunner::Qemu(r) => r.exec_streaming(request, stdout, stderr).await,
                 AnyRunner::Fake(r) => r.exec_streaming(request, stdout, stderr).await,
             }
         }
@@ -268,13 +310,35 @@ impl Runner for AnyRunner {
     async fn copy_to(&self, path: &str, contents: &[u8], mode: u32) -> Result<(), DriverError> {
         match self {
             AnyRunner::Docker(r) => r.copy_to(path, contents, mode).await,
+            AnyRunner::Qemu(r) => r.copy_to(path, contents, mode).await,
             AnyRunner::Fake(r) => r.copy_to(path, contents, mode).await,
         }
     }
     async fn read_file(&self, path: &str) -> Result<Vec<u8>, DriverError> {
         match self {
             AnyRunner::Docker(r) => r.read_file(path).await,
+            AnyRunner::Qemu(r) => r.read_file(path).await,
             AnyRunner::Fake(r) => r.read_file(path).await,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn qemu_is_a_driver_and_keeps_its_files_in_the_profile() {
+        assert_eq!(DRIVERS, ["docker", "podman", "qemu"]);
+        assert!(PLANNED_DRIVERS.is_empty());
+        let home = Home::at("/h");
+        let layout = Layout::new(home.profiles_dir(), home.vm_disk_cache_dir());
+        assert_eq!(layout.profile("p").dir(), home.qemu_profile_dir("p"));
+        let d = QemuDriver::new(layout, QemuOptions::default());
+        assert!(
+            d.base_disk("img")
+                .dir()
+                .starts_with(home.vm_disk_cache_dir())
+        );
     }
 }

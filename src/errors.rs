@@ -70,10 +70,16 @@ reasons! {
     GUEST_NODE_NOT_FOUND = ("GUEST_NODE_NOT_FOUND", 87, "List the profile's nodes with `minik status -p PROFILE`.");
     /// The operation is not possible in the profile's mode (e.g. Kubernetes commands on --no-kubernetes).
     GUEST_UNSUPPORTED = ("GUEST_UNSUPPORTED", 88, "See `minik start --help`: this needs a profile created with Kubernetes.");
+    /// An image named for `image load` / `image rm` is in neither the engine's store nor the nodes.
+    GUEST_IMAGE_NOT_FOUND = ("GUEST_IMAGE_NOT_FOUND", 89, "Build or pull the image first, or check its name with `docker images` / `minik image ls`.");
+    /// An image archive is unusable, or importing into a node failed (nodes are put back as they were).
+    GUEST_IMAGE_LOAD = ("GUEST_IMAGE_LOAD", 90, "Check the image or archive named above; `minik image ls` shows what the nodes hold.");
     /// kubeadm or another Kubernetes component failed.
     K8S_BOOTSTRAP = ("K8S_BOOTSTRAP", 100, "Run `minik logs -p PROFILE` for kubelet's journal; start with --keep-on-failure to inspect the node.");
     /// The cluster did not become ready in time.
     K8S_NOT_READY = ("K8S_NOT_READY", 101, "Look at the component named above with `minik kubectl -p PROFILE -- -n kube-system get pods`, or raise --wait-timeout.");
+    /// Applying or removing an addon failed, or its pods did not become ready in time.
+    K8S_ADDON = ("K8S_ADDON", 102, "See the addon's pods with `minik kubectl -p PROFILE -- get pods -A`; `minik addons disable NAME` removes it.");
 }
 
 /// A failure with a reason; the error type commands return (inside `anyhow::Error`).

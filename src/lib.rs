@@ -5,11 +5,13 @@
 //! `drivers` (dispatch to the driver crates under drivers/), `state` (MINIK_HOME), `ui`
 //! (progress reporter), `errors` (reason registry and exit codes).
 
+pub mod addons;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
 pub mod drivers;
 pub mod errors;
+pub mod images;
 pub mod kube;
 pub mod node_image;
 pub mod state;

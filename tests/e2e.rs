@@ -7,7 +7,14 @@
 //!
 //! Prerequisites (`.ci/run` provides them): the engine running, minik's node image built
 //! (`minik node-image build`), and the nested-container test image
-//! `localhost/minik-test/hello:1` (tests/make-test-image.sh).
+//! `localhost/minik-test/hello:1` (tests/make-test-image.sh). For qemu: qemu-system and
+//! qemu-img, the VM base disk built into the shared cache (`minik node-image build --vm`,
+//! found in `MINIK_E2E_VM_CACHE`, default `~/.minik/cache/vm`), and docker with the test image
+//! (it is exported from there into the VMs). qemu runs under `MINIK_QEMU_ACCEL` (CI: tcg).
+//!
+//! What differs between drivers is one small hook, [`Backend`]: the prerequisite check, how to
+//! find what a profile left behind (labelled engine resources, or VM processes and files), and
+//! where the test image comes from.
 
 use std::io::Write;
 use std::path::Path;
@@ -16,11 +23,51 @@ use std::time::{Duration, Instant};
 
 const HELLO_IMAGE: &str = "localhost/minik-test/hello:1";
 
+/// The per-driver hook of the suite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Backend {
+    /// A container engine, inspected with its CLI (independent of minik's own view).
+    Engine(&'static str),
+    /// qemu VMs: processes and files under MINIK_HOME; the test image comes from docker.
+    Qemu,
+}
+
+impl Backend {
+    /// The engine CLI that has the test image (`save` exports it).
+    fn image_cli(self) -> &'static str {
+        match self {
+            Backend::Engine(cli) => cli,
+            Backend::Qemu => "docker",
+        }
+    }
+
+    /// Fails the test (never skips) when a prerequisite is missing.
+    fn check(self, driver: &str, home: &Path) {
+        match self {
+            Backend::Engine(cli) => check_engine(driver, cli),
+            Backend::Qemu => check_qemu(home),
+        }
+    }
+
+    /// What `profile` left behind, per kind (empty after a complete delete).
+    fn leftovers(self, home: &Path, profile: &str) -> Vec<String> {
+        match self {
+            Backend::Engine(cli) => leftovers_in(cli, profile),
+            Backend::Qemu => qemu_leftovers(home, profile),
+        }
+    }
+
+    /// Whether the node's own clock stands still while it is paused (a VM's does; a
+    /// container reads the host's).
+    fn clock_stops_when_paused(self) -> bool {
+        self == Backend::Qemu
+    }
+}
+
 /// One run of the suite for a driver: its own MINIK_HOME and unique profile names.
 struct Suite {
     driver: &'static str,
-    /// The engine CLI used to inspect what minik created (independent of minik's own view).
-    cli: &'static str,
+    backend: Backend,
     home: tempfile::TempDir,
     tag: String,
     /// Every profile name handed out, for the cleanup on drop.
@@ -64,15 +111,15 @@ fn to_run(o: Output) -> Run {
 }
 
 impl Suite {
-    fn new(driver: &'static str, cli: &'static str, test: &str) -> Suite {
+    fn new(driver: &'static str, backend: Backend, test: &str) -> Suite {
         let suite = Suite {
             driver,
-            cli,
+            backend,
             home: tempfile::tempdir().unwrap(),
             tag: format!("{}-{}", test, std::process::id() % 100000),
             profiles: std::sync::Mutex::new(Vec::new()),
         };
-        check_engine(driver, cli);
+        backend.check(driver, suite.home.path());
         suite
     }
 
@@ -123,7 +170,7 @@ impl Suite {
     /// `CLI save IMAGE | minik ssh -- ctr -n k8s.io images import -`: the documented way to
     /// get an image into a node without a registry, exercising stdin streaming.
     fn import_hello(&self, profile: &str, node: &str) {
-        let mut save = Command::new(self.cli)
+        let mut save = Command::new(self.backend.image_cli())
             .args(["save", HELLO_IMAGE])
             .stdout(Stdio::piped())
             .spawn()
@@ -178,9 +225,9 @@ impl Suite {
         assert_eq!(c.stdout.trim(), "active");
     }
 
-    /// Names of engine resources labelled with the profile, per kind.
+    /// What the profile left behind on the engine (or, for qemu, on this host), per kind.
     fn leftovers(&self, profile: &str) -> Vec<String> {
-        leftovers_in(self.cli, profile)
+        self.backend.leftovers(self.home.path(), profile)
     }
 
     fn status_json(&self, profile: &str) -> (i32, serde_json::Value) {
@@ -240,6 +287,95 @@ fn check_engine(driver: &str, cli: &str) {
     );
 }
 
+/// Where `.ci/run` builds the VM base disks the qemu suites share.
+fn shared_vm_cache() -> std::path::PathBuf {
+    match std::env::var_os("MINIK_E2E_VM_CACHE") {
+        Some(dir) if !dir.is_empty() => dir.into(),
+        _ => Path::new(&std::env::var_os("HOME").expect("HOME"))
+            .join(".minik")
+            .join("cache")
+            .join("vm"),
+    }
+}
+
+/// Fails the test (never skips) when qemu, the VM disk of the current node recipe, or docker's
+/// test image is missing. Links the shared disks into the suite's MINIK_HOME.
+fn check_qemu(home: &Path) {
+    for tool in ["qemu-system-x86_64", "qemu-img", "ssh", "ssh-keygen"] {
+        let found = Command::new(tool)
+            .arg(if tool.starts_with("ssh") {
+                "-V"
+            } else {
+                "--version"
+            })
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .map(|s| s.success() || tool == "ssh-keygen")
+            .unwrap_or(false);
+        assert!(
+            found,
+            "{tool} is missing: the qemu e2e suite needs qemu-system-x86 and qemu-utils"
+        );
+    }
+    let tag = minik::node_image::default_tag("none");
+    let name = minik_driver_qemu::disk::disk_name(&tag);
+    let shared = shared_vm_cache().join(&name);
+    assert!(
+        minik_driver_qemu::BaseFiles::at(&shared).is_complete(),
+        "no VM disk for {tag} in {}: run `minik node-image build --vm` (or set MINIK_E2E_VM_CACHE)",
+        shared.display()
+    );
+    let own = home.join("cache").join("vm").join(&name);
+    std::fs::create_dir_all(&own).unwrap();
+    for entry in std::fs::read_dir(&shared).unwrap() {
+        let entry = entry.unwrap();
+        let to = own.join(entry.file_name());
+        if std::fs::hard_link(entry.path(), &to).is_err() {
+            std::fs::copy(entry.path(), &to).unwrap();
+        }
+    }
+    check_engine("qemu (test image source)", "docker");
+}
+
+/// What a qemu profile left behind: qemu processes running from its directory, and the
+/// directory itself (disks, sockets, keys).
+fn qemu_leftovers(home: &Path, profile: &str) -> Vec<String> {
+    let dir = home.join("profiles").join(profile);
+    let marker = dir.to_string_lossy().into_owned();
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains("qemu-system") && cmdline.contains(&marker) {
+            found.push(format!("process: {pid}"));
+        }
+    }
+    let vm_dir = dir.join("qemu");
+    if vm_dir.exists() {
+        found.push(format!("files: {}", vm_dir.display()));
+    }
+    found
+}
+
+/// The node's clock minus the host's, in nanoseconds (within half an ssh round trip).
+fn clock_offset(suite: &Suite, profile: &str) -> i128 {
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as i128
+    };
+    let before = now();
+    let run = suite.ssh(profile, profile, &["date", "+%s%N"]).ok();
+    let after = now();
+    let guest: i128 = run.stdout.trim().parse().unwrap();
+    guest - (before + after) / 2
+}
+
 impl Drop for Suite {
     fn drop(&mut self) {
         // Best-effort cleanup of what this test's profiles may have left on the engines. Only
@@ -273,189 +409,395 @@ fn write_file(path: &Path, contents: &str) {
     f.write_all(contents.as_bytes()).unwrap();
 }
 
+/// One node: boot, nested container, data survives stop/start, pause freezes, logs, delete
+/// leaves nothing.
+fn one_node_lifecycle(driver: &'static str, backend: Backend) {
+    let s = Suite::new(driver, backend, "one");
+    let p = s.profile("");
+    s.start(&p, 1).ok();
+    let (code, status) = s.status_json(&p);
+    assert_eq!(code, 0, "{status}");
+    assert_eq!(status[0]["Host"], "Running");
+    s.assert_booted(&p, &p);
+    s.import_hello(&p, &p);
+    s.run_nested(&p, &p, "t1");
+
+    // Data under /var survives stop -> start.
+    s.ssh(
+        &p,
+        &p,
+        &[
+            "sh",
+            "-c",
+            "mkdir -p /var/lib/minik-e2e && echo kept > /var/lib/minik-e2e/marker",
+        ],
+    )
+    .ok();
+    s.minik(&["stop", "-p", &p]).ok();
+    let (code, status) = s.status_json(&p);
+    assert_eq!(code, 1, "stopped profile: host bit set");
+    assert_eq!(status[0]["Host"], "Stopped");
+    s.ssh(&p, &p, &["true"]).code(86);
+    s.start(&p, 1).ok();
+    assert_eq!(
+        s.ssh(&p, &p, &["cat", "/var/lib/minik-e2e/marker"])
+            .ok()
+            .stdout
+            .trim(),
+        "kept"
+    );
+    s.assert_booted(&p, &p);
+    // The imported image is still in containerd (its store is under /var).
+    s.run_nested(&p, &p, "t2");
+
+    // Pause freezes every process: a ticker in the node stops for the pause.
+    s.ssh(&p, &p, &["sh", "-c", "setsid sh -c 'while true; do date +%s%N >> /var/tmp/ticks; sleep 0.1; done' >/dev/null 2>&1 < /dev/null &"]).ok();
+    eventually(Duration::from_secs(10), "ticks", || {
+        ticks(&s, &p).len() >= 3
+    });
+    let offset_before = backend
+        .clock_stops_when_paused()
+        .then(|| clock_offset(&s, &p));
+    s.minik(&["pause", "-p", &p]).ok();
+    let (code, status) = s.status_json(&p);
+    assert_eq!(status[0]["Host"], "Paused");
+    assert_eq!(code, 1);
+    s.ssh(&p, &p, &["true"]).code(86);
+    std::thread::sleep(Duration::from_secs(3));
+    s.minik(&["unpause", "-p", &p]).ok();
+    let before = ticks(&s, &p).len();
+    eventually(Duration::from_secs(10), "ticks after unpause", || {
+        ticks(&s, &p).len() >= before + 3
+    });
+    match offset_before {
+        // A paused VM's clock stands still with it: the ticks show no gap, but the node's
+        // clock fell behind the host's by about the pause.
+        Some(offset_before) => {
+            let lag = offset_before - clock_offset(&s, &p);
+            assert!(
+                lag >= 2_000_000_000,
+                "the node's clock did not stop while paused: it fell behind by {lag} ns"
+            );
+        }
+        None => {
+            let t = ticks(&s, &p);
+            let max_gap = t
+                .windows(2)
+                .map(|w| w[1].saturating_sub(w[0]))
+                .max()
+                .unwrap();
+            assert!(
+                max_gap >= 2_500_000_000,
+                "no gap while paused: max gap {max_gap} ns"
+            );
+        }
+    }
+
+    // The journal is readable and mentions containerd.
+    let logs = s
+        .minik(&["logs", "-p", &p, "-u", "containerd", "--lines", "50"])
+        .ok();
+    assert!(logs.stdout.contains("containerd"), "{logs:?}");
+
+    s.minik(&["delete", "-p", &p]).ok();
+    assert_eq!(s.leftovers(&p), Vec::<String>::new());
+    s.minik(&["status", "-p", &p]).code(85);
+}
+
+/// `nodes` nodes: each boots and runs a nested container; nodes have distinct IPs (and, with
+/// `ping`, reach each other at them); a restart keeps data and addresses.
+fn multi_node(driver: &'static str, backend: Backend, nodes: u32, ping: bool) {
+    let s = Suite::new(driver, backend, if nodes == 3 { "tri" } else { "multi" });
+    let p = s.profile("");
+    s.start(&p, nodes).ok();
+    let (code, status) = s.status_json(&p);
+    assert_eq!(code, 0, "{status}");
+    let listed = status.as_array().unwrap();
+    assert_eq!(listed.len(), nodes as usize);
+    let ips: Vec<String> = listed
+        .iter()
+        .map(|n| n["IP"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let mut unique = ips.clone();
+    unique.sort();
+    unique.dedup();
+    assert!(
+        unique.len() == nodes as usize && !unique[0].is_empty(),
+        "distinct node IPs: {ips:?}"
+    );
+    let names: Vec<String> = (0..nodes)
+        .map(|i| {
+            if i == 0 {
+                p.clone()
+            } else {
+                format!("{p}-m{:02}", i + 1)
+            }
+        })
+        .collect();
+    for (i, node) in names.iter().enumerate() {
+        assert_eq!(listed[i]["Name"], node.as_str());
+        s.assert_booted(&p, node);
+        s.import_hello(&p, node);
+    }
+    if ping {
+        // Every node reaches every other one at its listed address.
+        for (i, node) in names.iter().enumerate() {
+            for (j, ip) in ips.iter().enumerate() {
+                if i != j {
+                    let run = s.ssh(&p, node, &["ping", "-c", "2", "-W", "5", ip]);
+                    assert_eq!(run.code, 0, "{node} cannot ping {ip}: {run:?}");
+                }
+            }
+        }
+    }
+    // Nested containers with the same id in every node at once: each node's containers live
+    // in the node's own cgroups, so they do not collide.
+    std::thread::scope(|scope| {
+        for node in &names {
+            let (s, p) = (&s, &p);
+            scope.spawn(move || {
+                for _ in 0..3 {
+                    s.run_nested(p, node, "same-id");
+                }
+            });
+        }
+    });
+    // Restart keeps every node's data and address.
+    let last = names.last().unwrap();
+    s.ssh(&p, last, &["sh", "-c", "echo w > /var/w"]).ok();
+    s.minik(&["stop", "-p", &p]).ok();
+    s.start(&p, nodes).ok();
+    let (_, after) = s.status_json(&p);
+    let ips_after: Vec<String> = after
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["IP"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(ips, ips_after, "node IPs are stable across stop/start");
+    assert_eq!(s.ssh(&p, last, &["cat", "/var/w"]).ok().stdout.trim(), "w");
+    s.minik(&["delete", "-p", &p]).ok();
+    assert_eq!(s.leftovers(&p), Vec::<String>::new());
+}
+
+/// Three nodes (containers are cheap).
+fn three_nodes(driver: &'static str, backend: Backend) {
+    multi_node(driver, backend, 3, false);
+}
+
+/// Two nodes that ping each other (VMs are not cheap: two is enough to show the segment).
+fn two_nodes_ping_each_other(driver: &'static str, backend: Backend) {
+    multi_node(driver, backend, 2, true);
+}
+
+/// Two profiles side by side; deleting one leaves the other running.
+fn two_profiles_side_by_side(driver: &'static str, backend: Backend) {
+    let s = Suite::new(driver, backend, "two");
+    let (a, b) = (s.profile("a"), s.profile("b"));
+    std::thread::scope(|scope| {
+        let ha = scope.spawn(|| s.start(&a, 1));
+        let hb = scope.spawn(|| s.start(&b, 1));
+        ha.join().unwrap().ok();
+        hb.join().unwrap().ok();
+    });
+    let list: serde_json::Value =
+        serde_json::from_str(&s.minik(&["profile", "list", "-o", "json"]).ok().stdout).unwrap();
+    let rows = list["profiles"].as_array().unwrap();
+    for name in [&a, &b] {
+        let row = rows
+            .iter()
+            .find(|r| r["name"] == name.as_str())
+            .unwrap_or_else(|| panic!("{name} not listed: {list}"));
+        assert_eq!(row["status"], "Running");
+        assert_eq!(row["driver"], driver);
+    }
+    s.minik(&["delete", "-p", &a]).ok();
+    assert_eq!(s.leftovers(&a), Vec::<String>::new());
+    assert_eq!(s.status_json(&b).0, 0, "the other profile is untouched");
+    s.assert_booted(&b, &b);
+    s.minik(&["delete", "-p", &b]).ok();
+    assert_eq!(s.leftovers(&b), Vec::<String>::new());
+}
+
+/// Two concurrent starts of one profile: exactly one wins, the other is told the profile is
+/// busy.
+fn concurrent_starts_of_one_profile(driver: &'static str, backend: Backend) {
+    let s = Suite::new(driver, backend, "race");
+    let p = s.profile("");
+    let (r1, r2) = std::thread::scope(|scope| {
+        let h1 = scope.spawn(|| s.start(&p, 1));
+        let h2 = scope.spawn(|| s.start(&p, 1));
+        (h1.join().unwrap(), h2.join().unwrap())
+    });
+    let mut codes = [r1.code, r2.code];
+    codes.sort();
+    assert_eq!(
+        codes,
+        [0, 82],
+        "one start wins, one is busy:\n{r1:?}\n{r2:?}"
+    );
+    let loser = if r1.code == 82 { &r1 } else { &r2 };
+    assert!(loser.stderr.contains("is busy"), "{loser:?}");
+    assert_eq!(s.status_json(&p).0, 0);
+    s.minik(&["delete", "-p", &p]).ok();
+    assert_eq!(s.leftovers(&p), Vec::<String>::new());
+}
+
+/// Bad input against the real engine: clear reason, exit code, nothing created.
+fn bad_input_creates_nothing(driver: &'static str, backend: Backend) {
+    let s = Suite::new(driver, backend, "bad");
+    let p = s.profile("");
+    let out = s.minik(&[
+        "start",
+        "-p",
+        &p,
+        "--driver",
+        driver,
+        "--no-kubernetes",
+        "--image",
+        "localhost/minik/does-not-exist:1",
+    ]);
+    let out = out.code(53);
+    assert!(out.stderr.contains("DRV_IMAGE"), "{out:?}");
+    assert_eq!(s.leftovers(&p), Vec::<String>::new());
+    assert!(!s.home.path().join("profiles").join(&p).exists());
+
+    // A corrupt profile file: status says so; delete still removes the nodes.
+    s.start(&p, 1).ok();
+    write_file(
+        &s.home.path().join("profiles").join(&p).join("profile.json"),
+        "{broken",
+    );
+    s.minik(&["status", "-p", &p]).code(83);
+    s.minik(&["delete", "-p", &p]).ok();
+    assert_eq!(s.leftovers(&p), Vec::<String>::new());
+}
+
+/// qemu: a VM whose qemu is killed is reported at once as not running (never a hang), commands
+/// are refused, and `start` boots it again with its disk.
+fn killed_vm_is_reported_and_restarts(driver: &'static str, backend: Backend) {
+    let s = Suite::new(driver, backend, "kill");
+    let p = s.profile("");
+    s.start(&p, 1).ok();
+    s.ssh(
+        &p,
+        &p,
+        &["sh", "-c", "echo kept > /var/lib/minik-e2e-kill && sync"],
+    )
+    .ok();
+    let node_dir = s
+        .home
+        .path()
+        .join("profiles")
+        .join(&p)
+        .join("qemu")
+        .join("nodes")
+        .join(&p);
+    let pid = std::fs::read_to_string(node_dir.join("qemu.pid"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-9", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    eventually(Duration::from_secs(10), "qemu to die", || {
+        !Path::new(&format!("/proc/{pid}/cmdline")).exists()
+            || std::fs::read(format!("/proc/{pid}/cmdline"))
+                .map(|c| c.is_empty())
+                .unwrap_or(true)
+    });
+
+    let started = Instant::now();
+    let (code, status) = s.status_json(&p);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "status took {:?}",
+        started.elapsed()
+    );
+    assert_ne!(code, 0, "{status}");
+    let host = status[0]["Host"].as_str().unwrap_or_default().to_string();
+    assert!(
+        host == "Error" || host == "Stopped",
+        "a killed VM is broken or stopped, not {host}"
+    );
+    let started = Instant::now();
+    s.ssh(&p, &p, &["true"]).code(86);
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    s.start(&p, 1).ok();
+    s.assert_booted(&p, &p);
+    assert_eq!(
+        s.ssh(&p, &p, &["cat", "/var/lib/minik-e2e-kill"])
+            .ok()
+            .stdout
+            .trim(),
+        "kept"
+    );
+    s.minik(&["delete", "-p", &p]).ok();
+    assert_eq!(s.leftovers(&p), Vec::<String>::new());
+}
+
+/// Instantiates the suite for one driver: a module named after it with one `#[test]` per
+/// listed test function (the functions above, run with the driver's name and [`Backend`]).
 macro_rules! e2e_suite {
-    ($driver:ident, $cli:literal) => {
+    ($driver:ident, $backend:expr, [$($test:ident),* $(,)?]) => {
         mod $driver {
-            use super::*;
-
-            fn suite(test: &str) -> Suite {
-                Suite::new(stringify!($driver), $cli, test)
-            }
-
-            /// One node: boot, nested container, data survives stop/start, pause freezes,
-            /// logs, delete leaves nothing.
-            #[test]
-            fn one_node_lifecycle() {
-                let s = suite("one");
-                let p = s.profile("");
-                s.start(&p, 1).ok();
-                let (code, status) = s.status_json(&p);
-                assert_eq!(code, 0, "{status}");
-                assert_eq!(status[0]["Host"], "Running");
-                s.assert_booted(&p, &p);
-                s.import_hello(&p, &p);
-                s.run_nested(&p, &p, "t1");
-
-                // Data under /var survives stop -> start.
-                s.ssh(&p, &p, &["sh", "-c", "mkdir -p /var/lib/minik-e2e && echo kept > /var/lib/minik-e2e/marker"]).ok();
-                s.minik(&["stop", "-p", &p]).ok();
-                let (code, status) = s.status_json(&p);
-                assert_eq!(code, 1, "stopped profile: host bit set");
-                assert_eq!(status[0]["Host"], "Stopped");
-                s.ssh(&p, &p, &["true"]).code(86);
-                s.start(&p, 1).ok();
-                assert_eq!(s.ssh(&p, &p, &["cat", "/var/lib/minik-e2e/marker"]).ok().stdout.trim(), "kept");
-                s.assert_booted(&p, &p);
-                // The imported image is still in containerd (its store is under /var).
-                s.run_nested(&p, &p, "t2");
-
-                // Pause freezes every process: a ticker in the node stops for the pause.
-                s.ssh(&p, &p, &["sh", "-c", "setsid sh -c 'while true; do date +%s%N >> /var/tmp/ticks; sleep 0.1; done' >/dev/null 2>&1 < /dev/null &"]).ok();
-                eventually(Duration::from_secs(10), "ticks", || ticks(&s, &p).len() >= 3);
-                s.minik(&["pause", "-p", &p]).ok();
-                let (code, status) = s.status_json(&p);
-                assert_eq!(status[0]["Host"], "Paused");
-                assert_eq!(code, 1);
-                s.ssh(&p, &p, &["true"]).code(86);
-                std::thread::sleep(Duration::from_secs(3));
-                s.minik(&["unpause", "-p", &p]).ok();
-                let before = ticks(&s, &p).len();
-                eventually(Duration::from_secs(10), "ticks after unpause", || ticks(&s, &p).len() >= before + 3);
-                let t = ticks(&s, &p);
-                let max_gap = t.windows(2).map(|w| w[1].saturating_sub(w[0])).max().unwrap();
-                assert!(max_gap >= 2_500_000_000, "no gap while paused: max gap {max_gap} ns");
-
-                // The journal is readable and mentions containerd.
-                let logs = s.minik(&["logs", "-p", &p, "-u", "containerd", "--lines", "50"]).ok();
-                assert!(logs.stdout.contains("containerd"), "{logs:?}");
-
-                s.minik(&["delete", "-p", &p]).ok();
-                assert_eq!(s.leftovers(&p), Vec::<String>::new());
-                s.minik(&["status", "-p", &p]).code(85);
-            }
-
-            /// Three nodes: each boots and runs a nested container; nodes have distinct IPs.
-            #[test]
-            fn three_nodes() {
-                let s = suite("tri");
-                let p = s.profile("");
-                s.start(&p, 3).ok();
-                let (code, status) = s.status_json(&p);
-                assert_eq!(code, 0, "{status}");
-                let nodes = status.as_array().unwrap();
-                assert_eq!(nodes.len(), 3);
-                let ips: Vec<String> = nodes.iter().map(|n| n["IP"].as_str().unwrap_or_default().to_string()).collect();
-                let mut unique = ips.clone();
-                unique.sort();
-                unique.dedup();
-                assert!(unique.len() == 3 && !unique[0].is_empty(), "distinct node IPs: {ips:?}");
-                let names = [p.clone(), format!("{p}-m02"), format!("{p}-m03")];
-                for (i, node) in names.iter().enumerate() {
-                    assert_eq!(nodes[i]["Name"], node.as_str());
-                    s.assert_booted(&p, node);
-                    s.import_hello(&p, node);
+            $(
+                #[test]
+                fn $test() {
+                    super::$test(stringify!($driver), $backend);
                 }
-                // Nested containers with the same id in every node at once: each node's
-                // containers live in the node's own cgroups, so they do not collide.
-                std::thread::scope(|scope| {
-                    for node in &names {
-                        let (s, p) = (&s, &p);
-                        scope.spawn(move || {
-                            for _ in 0..3 {
-                                s.run_nested(p, node, "same-id");
-                            }
-                        });
-                    }
-                });
-                // Restart keeps every node's data and address.
-                s.ssh(&p, &format!("{p}-m03"), &["sh", "-c", "echo w > /var/w"]).ok();
-                s.minik(&["stop", "-p", &p]).ok();
-                s.start(&p, 3).ok();
-                let (_, after) = s.status_json(&p);
-                let ips_after: Vec<String> = after.as_array().unwrap().iter().map(|n| n["IP"].as_str().unwrap_or_default().to_string()).collect();
-                assert_eq!(ips, ips_after, "node IPs are stable across stop/start");
-                assert_eq!(s.ssh(&p, &format!("{p}-m03"), &["cat", "/var/w"]).ok().stdout.trim(), "w");
-                s.minik(&["delete", "-p", &p]).ok();
-                assert_eq!(s.leftovers(&p), Vec::<String>::new());
-            }
-
-            /// Two profiles side by side; deleting one leaves the other running.
-            #[test]
-            fn two_profiles_side_by_side() {
-                let s = suite("two");
-                let (a, b) = (s.profile("a"), s.profile("b"));
-                std::thread::scope(|scope| {
-                    let ha = scope.spawn(|| s.start(&a, 1));
-                    let hb = scope.spawn(|| s.start(&b, 1));
-                    ha.join().unwrap().ok();
-                    hb.join().unwrap().ok();
-                });
-                let list: serde_json::Value = serde_json::from_str(&s.minik(&["profile", "list", "-o", "json"]).ok().stdout).unwrap();
-                let rows = list["profiles"].as_array().unwrap();
-                for name in [&a, &b] {
-                    let row = rows.iter().find(|r| r["name"] == name.as_str()).unwrap_or_else(|| panic!("{name} not listed: {list}"));
-                    assert_eq!(row["status"], "Running");
-                    assert_eq!(row["driver"], stringify!($driver));
-                }
-                s.minik(&["delete", "-p", &a]).ok();
-                assert_eq!(s.leftovers(&a), Vec::<String>::new());
-                assert_eq!(s.status_json(&b).0, 0, "the other profile is untouched");
-                s.assert_booted(&b, &b);
-                s.minik(&["delete", "-p", &b]).ok();
-                assert_eq!(s.leftovers(&b), Vec::<String>::new());
-            }
-
-            /// Two concurrent starts of one profile: exactly one wins, the other is told the
-            /// profile is busy.
-            #[test]
-            fn concurrent_starts_of_one_profile() {
-                let s = suite("race");
-                let p = s.profile("");
-                let (r1, r2) = std::thread::scope(|scope| {
-                    let h1 = scope.spawn(|| s.start(&p, 1));
-                    let h2 = scope.spawn(|| s.start(&p, 1));
-                    (h1.join().unwrap(), h2.join().unwrap())
-                });
-                let mut codes = [r1.code, r2.code];
-                codes.sort();
-                assert_eq!(codes, [0, 82], "one start wins, one is busy:\n{r1:?}\n{r2:?}");
-                let loser = if r1.code == 82 { &r1 } else { &r2 };
-                assert!(loser.stderr.contains("is busy"), "{loser:?}");
-                assert_eq!(s.status_json(&p).0, 0);
-                s.minik(&["delete", "-p", &p]).ok();
-                assert_eq!(s.leftovers(&p), Vec::<String>::new());
-            }
-
-            /// Bad input against the real engine: clear reason, exit code, nothing created.
-            #[test]
-            fn bad_input_creates_nothing() {
-                let s = suite("bad");
-                let p = s.profile("");
-                let out = s.minik(&["start", "-p", &p, "--driver", stringify!($driver), "--no-kubernetes", "--image", "localhost/minik/does-not-exist:1"]);
-                let out = out.code(53);
-                assert!(out.stderr.contains("DRV_IMAGE"), "{out:?}");
-                assert_eq!(s.leftovers(&p), Vec::<String>::new());
-                assert!(!s.home.path().join("profiles").join(&p).exists());
-
-                // A corrupt profile file: status says so; delete still removes the nodes.
-                s.start(&p, 1).ok();
-                write_file(&s.home.path().join("profiles").join(&p).join("profile.json"), "{broken");
-                s.minik(&["status", "-p", &p]).code(83);
-                s.minik(&["delete", "-p", &p]).ok();
-                assert_eq!(s.leftovers(&p), Vec::<String>::new());
-            }
+            )*
         }
     };
 }
 
-e2e_suite!(docker, "docker");
-e2e_suite!(podman, "podman");
+e2e_suite!(
+    docker,
+    super::Backend::Engine("docker"),
+    [
+        one_node_lifecycle,
+        three_nodes,
+        two_profiles_side_by_side,
+        concurrent_starts_of_one_profile,
+        bad_input_creates_nothing,
+    ]
+);
+e2e_suite!(
+    podman,
+    super::Backend::Engine("podman"),
+    [
+        one_node_lifecycle,
+        three_nodes,
+        two_profiles_side_by_side,
+        concurrent_starts_of_one_profile,
+        bad_input_creates_nothing,
+    ]
+);
+// VMs boot in ~20 s each under TCG on two cores: the same tests, two nodes instead of three,
+// plus what only a VM can do (a killed qemu process).
+e2e_suite!(
+    qemu,
+    super::Backend::Qemu,
+    [
+        one_node_lifecycle,
+        two_nodes_ping_each_other,
+        two_profiles_side_by_side,
+        concurrent_starts_of_one_profile,
+        bad_input_creates_nothing,
+        killed_vm_is_reported_and_restarts,
+    ]
+);
 
 /// A docker profile and a podman profile in one MINIK_HOME: both run, `profile list` shows each
 /// with its driver, and each lives only on its own engine.
 #[test]
 fn docker_and_podman_profiles_side_by_side() {
-    let s = Suite::new("docker", "docker", "mixed");
+    let s = Suite::new("docker", Backend::Engine("docker"), "mixed");
     check_engine("podman", "podman");
     let (d, p) = (s.profile("d"), s.profile("p"));
     // One after the other: each engine picks its subnet among the host's routes, which only
@@ -515,7 +857,7 @@ fn docker_and_podman_profiles_side_by_side() {
 /// Without --driver, minik takes docker when it answers and podman otherwise, and says why.
 #[test]
 fn auto_detection_falls_back_to_podman() {
-    let s = Suite::new("podman", "podman", "auto");
+    let s = Suite::new("podman", Backend::Engine("podman"), "auto");
     let p = s.profile("");
     let run = to_run(
         s.cmd()
@@ -553,6 +895,8 @@ fn auto_detection_falls_back_to_podman() {
             .args(["start", "-p", &p, "--no-kubernetes"])
             .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
             .env("CONTAINER_HOST", "unix:///nonexistent/podman.sock")
+            // qemu comes after podman in auto-detection; here it must not be found either.
+            .env("MINIK_QEMU_SYSTEM", "/nonexistent/qemu-system-x86_64")
             .output()
             .unwrap(),
     )

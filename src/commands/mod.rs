@@ -1,7 +1,9 @@
 //! One module per verb. Each command returns the process exit code or an error carrying a
 //! reason (see `errors`).
 
+mod addons;
 mod delete;
+mod image;
 mod kubectl;
 mod lifecycle;
 mod logs;
@@ -14,7 +16,8 @@ mod status;
 mod update_context;
 
 use crate::cli::{
-    Command, GlobalArgs, NodeCommand, NodeImageCommand, OutputFormat, ProfileCommand,
+    AddonsCommand, Command, GlobalArgs, ImageCommand, NodeCommand, NodeImageCommand, OutputFormat,
+    ProfileCommand,
 };
 use crate::drivers::AnyDriver;
 use crate::errors::{GUEST_NOT_FOUND, fail_with};
@@ -124,6 +127,24 @@ pub async fn run(ctx: &Context, command: Command) -> anyhow::Result<u8> {
         Command::NodeImage {
             command: NodeImageCommand::Build(args),
         } => node_image::build(ctx, args).await,
+        Command::Addons {
+            command: AddonsCommand::List,
+        } => addons::list(ctx).await,
+        Command::Addons {
+            command: AddonsCommand::Enable(args),
+        } => addons::enable(ctx, args).await,
+        Command::Addons {
+            command: AddonsCommand::Disable(args),
+        } => addons::disable(ctx, args).await,
+        Command::Image {
+            command: ImageCommand::Load(args),
+        } => image::load(ctx, args).await,
+        Command::Image {
+            command: ImageCommand::Ls,
+        } => image::list(ctx).await,
+        Command::Image {
+            command: ImageCommand::Rm(args),
+        } => image::remove(ctx, args).await,
         Command::Version => {
             version(ctx);
             Ok(0)

@@ -117,7 +117,14 @@ pub async fn build(ctx: &Context, args: NodeImageBuildArgs) -> anyhow::Result<u8
         std::fs::create_dir_all(dir)?;
         tar::Archive::new(&tar[..]).unpack(dir)?;
     }
-    let (driver, _) = AnyDriver::choose(args.driver.as_deref(), &ctx.home).await?;
+    // qemu hook: `--vm`, or `--driver qemu`, also builds the VM base disk, with a container
+    // engine (the one named, else docker, else podman).
+    let vm = args.vm || args.driver.as_deref() == Some("qemu");
+    let (driver, _) = if vm {
+        vm_build_engine(ctx, args.driver.as_deref().filter(|d| *d != "qemu")).await?
+    } else {
+        AnyDriver::choose(args.driver.as_deref(), &ctx.home).await?
+    };
     let Some(docker) = driver.as_container_engine() else {
         return Err(fail(
             &USAGE,
@@ -129,10 +136,25 @@ pub async fn build(ctx: &Context, args: NodeImageBuildArgs) -> anyhow::Result<u8
             "Node image {} is already present (use --force to rebuild)",
             plan.tag
         ));
-        print_result(ctx, &plan.tag);
-        return Ok(0);
+    } else {
+        build_plan(ctx, docker, &plan).await?;
     }
-    build_plan(ctx, docker, &plan).await?;
+    if vm {
+        let qemu = crate::drivers::qemu_driver(&ctx.home)?;
+        let disk = qemu.base_disk(&plan.tag);
+        let current = disk.is_complete()
+            && minik_driver_qemu::disk::DiskSource::load(&disk)
+                .is_some_and(|s| s.vm_recipe == minik_driver_qemu::disk::recipe_hash());
+        if !args.force && current {
+            ctx.reporter.info(&format!(
+                "VM disk for {} is already present in {} (use --force to rebuild)",
+                plan.tag,
+                disk.dir().display()
+            ));
+        } else {
+            build_vm_disk(ctx, &qemu, docker, &plan.tag, args.force).await?;
+        }
+    }
     print_result(ctx, &plan.tag);
     Ok(0)
 }
@@ -255,6 +277,166 @@ pub async fn build_plan(
             ))
         }
     }
+}
+
+// --- qemu driver hooks --------------------------------------------------------------------
+
+/// The container engine that builds VM disks: `requested`, else docker, else podman.
+async fn vm_build_engine(
+    ctx: &Context,
+    requested: Option<&str>,
+) -> anyhow::Result<(AnyDriver, minik_driver_api::EngineInfo)> {
+    if requested.is_some() {
+        return AnyDriver::choose(requested, &ctx.home).await;
+    }
+    let mut problems = Vec::new();
+    for name in ["docker", "podman"] {
+        match AnyDriver::connect(name, &ctx.home) {
+            Ok(d) => match d.check().await {
+                Ok(info) => return Ok((d, info)),
+                Err(e) => problems.push(format!("{name}: {e}")),
+            },
+            Err(e) => problems.push(format!("{name}: {e:#}")),
+        }
+    }
+    Err(fail_with(
+        &DRV_IMAGE,
+        format!(
+            "building a VM disk needs a container engine, and none answers ({})",
+            problems.join("; ")
+        ),
+        "Start docker or podman, or build the disk on a machine that has one \
+         (`minik node-image build --vm`) and copy MINIK_HOME/cache/vm/ here.",
+    ))
+}
+
+/// Builds the VM base disk of node image `tag` (in `docker`'s engine) for the qemu driver,
+/// holding a lock so parallel starts build it once.
+async fn build_vm_disk(
+    ctx: &Context,
+    qemu: &minik_driver_qemu::QemuDriver,
+    docker: &DockerDriver,
+    tag: &str,
+    force: bool,
+) -> anyhow::Result<()> {
+    let qemu_img = qemu.qemu_img();
+    if minik_driver_qemu::find_program(&qemu_img.to_string_lossy()).is_none() {
+        return Err(fail_with(
+            &DRV_IMAGE,
+            format!(
+                "building a VM disk needs {}, which is not installed",
+                qemu_img.display()
+            ),
+            "Install qemu-utils (Debian/Ubuntu), qemu-img (Fedora) or qemu (Homebrew).",
+        ));
+    }
+    let cache = qemu.layout().disk_cache_dir().to_path_buf();
+    std::fs::create_dir_all(&cache)?;
+    let lock = std::fs::File::create(cache.join(".build.lock"))?;
+    let lock = tokio::task::spawn_blocking(move || lock.lock().map(|_| lock))
+        .await
+        .map_err(|e| fail(&INTERNAL, format!("lock task failed: {e}")))??;
+    if !force && qemu.base_disk(tag).is_complete() {
+        // Another minik built it while this one waited for the lock.
+        return Ok(());
+    }
+    let title = format!("Building the VM disk for {tag}");
+    let mut step = ctx.reporter.step("build-vm-disk", title.clone());
+    let plain = ctx.reporter.mode() == Mode::Plain;
+    let mut last_lines: Vec<String> = Vec::new();
+    let result = qemu
+        .build_base_disk(docker, tag, |line: &str| {
+            let line = line.trim_end();
+            if line.starts_with("Step ")
+                || line.starts_with("Copying ")
+                || line.starts_with("Converting ")
+            {
+                if plain {
+                    ctx.reporter.info(&format!("  {line}"));
+                }
+                step.set_title(format!(
+                    "{title} ({})",
+                    line.split(" : ").next().unwrap_or(line)
+                ));
+            }
+            ctx.reporter.detail(line);
+            last_lines.push(line.to_string());
+            if last_lines.len() > 20 {
+                last_lines.remove(0);
+            }
+        })
+        .await;
+    drop(lock);
+    step.set_title(title);
+    match result {
+        Ok(disk) => {
+            step.done();
+            ctx.reporter
+                .info(&format!("VM disk ready in {}", disk.dir().display()));
+            Ok(())
+        }
+        Err(e) => {
+            step.fail(&e.to_string());
+            Err(fail_with(
+                &DRV_IMAGE,
+                format!("building the VM disk for {tag} failed: {e}"),
+                format!("The build's last output:\n{}", last_lines.join("\n")),
+            ))
+        }
+    }
+}
+
+/// qemu driver, at `start`: makes sure the VM base disk of `plan.tag` exists; when it is
+/// missing, builds it with docker or podman, building minik's own node image first if needed.
+pub async fn ensure_vm_disk(
+    ctx: &Context,
+    qemu: &minik_driver_qemu::QemuDriver,
+    plan: &BuildPlan,
+    is_default: bool,
+) -> anyhow::Result<()> {
+    if qemu.base_disk(&plan.tag).is_complete() {
+        return Ok(());
+    }
+    let (engine, _) = vm_build_engine(ctx, None).await.map_err(|e| {
+        fail_with(
+            &DRV_IMAGE,
+            format!("there is no VM disk for {} yet: {e:#}", plan.tag),
+            "Start docker or podman so minik can build it, or build it elsewhere with \
+             `minik node-image build --vm` and copy MINIK_HOME/cache/vm/ here.",
+        )
+    })?;
+    let Some(docker) = engine.as_container_engine() else {
+        return Err(fail(
+            &INTERNAL,
+            "the VM disk build engine is not a container engine",
+        ));
+    };
+    if !docker.image_exists(&plan.tag).await? {
+        if !is_default {
+            return Err(fail_with(
+                &DRV_IMAGE,
+                format!(
+                    "node image {} is not present in {} and there is no VM disk for it",
+                    plan.tag,
+                    engine.name()
+                ),
+                "Build or load it first, or drop --image to use minik's own node image.",
+            ));
+        }
+        ctx.reporter.info(&format!(
+            "Node image {} is missing: building it (first start only)",
+            plan.tag
+        ));
+        build_plan(ctx, docker, plan).await?;
+    }
+    if qemu.base_disk(&plan.tag).is_complete() {
+        return Ok(());
+    }
+    ctx.reporter.info(&format!(
+        "VM disk for {} is missing: building it (first start only)",
+        plan.tag
+    ));
+    build_vm_disk(ctx, qemu, docker, &plan.tag, false).await
 }
 
 #[cfg(test)]

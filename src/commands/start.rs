@@ -72,6 +72,14 @@ fn validate(args: &StartArgs) -> anyhow::Result<Option<u64>> {
             Some(mib)
         }
     };
+    // minik addons: `--addons` names must exist and need Kubernetes.
+    super::addons::validate_names(&args.addons)?;
+    if !args.addons.is_empty() && args.no_kubernetes {
+        return Err(fail(
+            &USAGE,
+            "--addons needs Kubernetes: it contradicts --no-kubernetes",
+        ));
+    }
     if let Some(v) = &args.kubernetes_version
         && args.no_kubernetes
     {
@@ -108,8 +116,9 @@ async fn create(
     };
     let reporter = &ctx.reporter;
     let step = reporter.step("engine", "Checking the container engine");
-    let (driver, info) =
+    let (mut driver, info) =
         step.finish_with(AnyDriver::choose(args.driver.as_deref(), &ctx.home).await)?;
+    qemu_flags(ctx, &mut driver, args)?;
     reporter.info(&format!(
         "Using the {} driver ({})",
         driver.name(),
@@ -146,6 +155,12 @@ async fn create(
         kubernetes: kubernetes.as_ref().map(|v| KubernetesSpec {
             version: v.to_string(),
         }),
+        // minik addons: the defaults plus --addons, recorded explicitly.
+        addons: if kubernetes.is_some() {
+            super::addons::initial_state(&args.addons)?
+        } else {
+            Default::default()
+        },
         created_unix: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())
@@ -164,6 +179,9 @@ async fn create(
                 k8s::wait_ready(&driver, &plan, &config, reporter, args.wait_timeout).await?;
             }
             write_kubeconfig(ctx, config, !args.keep_context).await?;
+            // minik addons: apply the enabled ones (warnings only, never a failed start).
+            super::addons::apply_enabled(ctx, &driver, &profile, args.wait, args.wait_timeout)
+                .await;
         }
         anyhow::Ok(())
     };
@@ -290,8 +308,24 @@ async fn write_kubeconfig(
     Ok(())
 }
 
-async fn restart(ctx: &Context, args: &StartArgs, profile: Profile) -> anyhow::Result<u8> {
+async fn restart(ctx: &Context, args: &StartArgs, mut profile: Profile) -> anyhow::Result<u8> {
     let reporter = &ctx.reporter;
+    // minik addons: `--addons` on an existing profile enables them too.
+    if !args.addons.is_empty() && profile.kubernetes.is_none() {
+        return Err(fail(
+            &crate::errors::GUEST_UNSUPPORTED,
+            format!(
+                "profile \"{}\" runs without Kubernetes: --addons does not apply",
+                profile.name
+            ),
+        ));
+    }
+    if !args.addons.is_empty() {
+        for name in crate::addons::with_requirements(&args.addons)? {
+            profile.addons.insert(name, true);
+        }
+        profile.save(&ctx.home)?;
+    }
     if let Some(d) = &args.driver
         && d != &profile.driver
     {
@@ -342,7 +376,8 @@ async fn restart(ctx: &Context, args: &StartArgs, profile: Profile) -> anyhow::R
         ));
     }
     let step = reporter.step("engine", "Checking the container engine");
-    let driver = AnyDriver::connect(&profile.driver, &ctx.home)?;
+    let mut driver = AnyDriver::connect(&profile.driver, &ctx.home)?;
+    qemu_flags(ctx, &mut driver, args)?;
     step.finish_with(driver.check_explained().await)?;
     let nodes: Vec<NodeSpec> = profile.nodes.iter().map(NodeSpec::from).collect();
     let request = request_for(&profile);
@@ -388,6 +423,8 @@ async fn restart(ctx: &Context, args: &StartArgs, profile: Profile) -> anyhow::R
             k8s::wait_ready(&driver, &plan, &config, reporter, args.wait_timeout).await?;
         }
         write_kubeconfig(ctx, config, !args.keep_context).await?;
+        // minik addons: re-apply the enabled ones after every restart.
+        super::addons::apply_enabled(ctx, &driver, &profile, args.wait, args.wait_timeout).await;
     }
     finish(ctx, &driver, &profile, "started").await
 }
@@ -400,6 +437,9 @@ async fn ensure_image(
     plan: &BuildPlan,
     is_default: bool,
 ) -> anyhow::Result<()> {
+    if let AnyDriver::Qemu(qemu) = driver {
+        return super::node_image::ensure_vm_disk(ctx, qemu, plan, is_default).await;
+    }
     let Some(docker) = driver.as_container_engine() else {
         return Ok(());
     };
@@ -479,3 +519,48 @@ async fn finish(
     }
     Ok(0)
 }
+
+// --- qemu driver hooks --------------------------------------------------------------------
+
+/// Hands `--qemu-accel` and `--disk-size` to the qemu driver; warns that they do nothing on
+/// other drivers.
+fn qemu_flags(ctx: &Context, driver: &mut AnyDriver, args: &StartArgs) -> anyhow::Result<()> {
+    let disk_mib = match &args.disk_size {
+        None => None,
+        Some(s) => Some(
+            parse_memory_mib(s)
+                .map_err(|e| fail(&USAGE, format!("--disk-size: {}", e.replace("memory ", ""))))?,
+        ),
+    };
+    let AnyDriver::Qemu(qemu) = driver else {
+        if args.qemu_accel.is_some() || disk_mib.is_some() {
+            ctx.reporter.warn(&format!(
+                "--qemu-accel and --disk-size apply to the qemu driver only; ignored for {}",
+                driver.name()
+            ));
+        }
+        return Ok(());
+    };
+    if let Some(accel) = args.qemu_accel {
+        let choice = minik_driver_qemu::AccelChoice::parse(accel.as_str())
+            .unwrap_or(minik_driver_qemu::AccelChoice::Auto);
+        qemu.set_accel(choice);
+    }
+    if let Some(mib) = disk_mib {
+        if mib < MIN_DISK_MIB {
+            return Err(fail_with(
+                &USAGE,
+                format!(
+                    "--disk-size {} is too small",
+                    args.disk_size.as_deref().unwrap_or_default()
+                ),
+                "Give each node at least 2g (the node's own files take about 1g).",
+            ));
+        }
+        qemu.set_disk_size_mib(mib);
+    }
+    Ok(())
+}
+
+/// Least disk per VM node: the base system plus room for images.
+const MIN_DISK_MIB: u64 = 2048;

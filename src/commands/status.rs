@@ -251,6 +251,7 @@ mod tests {
             kubernetes: Some(KubernetesSpec {
                 version: "v1.35.0".into(),
             }),
+            addons: Default::default(),
             created_unix: 0,
         };
         let text = render_text(

@@ -74,6 +74,18 @@ impl Home {
         self.root.join("cache")
     }
 
+    /// `cache/vm/` — VM base disks of the qemu driver (disk, kernel, initrd), one directory per
+    /// node image and VM recipe; profiles hard-link what they use.
+    pub fn vm_disk_cache_dir(&self) -> PathBuf {
+        self.cache_dir().join("vm")
+    }
+
+    /// `profiles/NAME/qemu/` — a qemu profile's VM files: its SSH keys, its copy of the base
+    /// disk, and per node the overlay disk, QMP socket, pidfile and serial log.
+    pub fn qemu_profile_dir(&self, name: &str) -> PathBuf {
+        self.profile_dir(name).join("qemu")
+    }
+
     /// The fake engine's state file (hidden `--driver fake`, for tests).
     pub fn fake_engine_file(&self) -> PathBuf {
         self.root.join("fake-engine.json")

@@ -81,6 +81,11 @@ pub struct Profile {
     pub nodes: Vec<NodeRecord>,
     #[serde(default)]
     pub kubernetes: Option<KubernetesSpec>,
+    /// Addons by name: `true` enabled (applied at start and after every restart), `false`
+    /// disabled. An addon not listed is disabled (profiles made before addons existed have
+    /// none). See src/addons.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub addons: std::collections::BTreeMap<String, bool>,
     /// Seconds since the Unix epoch.
     pub created_unix: u64,
 }
@@ -268,6 +273,7 @@ mod tests {
             memory_mib: None,
             nodes: Profile::node_records("p", 2),
             kubernetes: None,
+            addons: Default::default(),
             created_unix: 1,
         };
         p.save(&home).unwrap();

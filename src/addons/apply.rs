@@ -1,0 +1,526 @@
+//! Enabling and disabling addons, over the `Runner` only: the control plane's own kubectl
+//! (`--kubeconfig /etc/kubernetes/admin.conf`) applies the rendered objects with server-side
+//! apply (`--server-side --field-manager=minik --force-conflicts`), fed on stdin.
+//!
+//! Why the node's kubectl and not the kube crate from the host: it always matches the
+//! cluster's version, it needs no route from the host to the API server (remote engines, VMs
+//! behind user-mode networking), it resolves every kind (CRDs, aggregated APIs) the way users'
+//! own `kubectl apply` does, and it runs over the same Runner as every other cluster step, so
+//! the whole flow is exercised by the recording fake runner in the CLI tests.
+
+use super::{Addon, LABEL, PodSelector};
+use crate::cluster::health::ADMIN_CONF;
+use crate::errors::{K8S_ADDON, fail_with};
+use crate::images::{self, Source, Wanted, reference};
+use crate::ui::Reporter;
+use futures_util::future::{join_all, try_join_all};
+use k8s_openapi::api::core::v1::Pod;
+use minik_driver_api::{Driver, ExecRequest, Output, Runner};
+use minik_driver_docker::DockerDriver;
+use serde::Deserialize;
+use std::time::{Duration, Instant};
+
+/// The cluster an addon is applied to.
+pub struct Target<'a, D: Driver> {
+    pub driver: &'a D,
+    pub profile: &'a str,
+    /// The first control plane (where kubectl runs).
+    pub control_plane: String,
+    pub control_plane_ip: Option<String>,
+    /// Every node (node files go to each; images are checked in each).
+    pub nodes: Vec<String>,
+    /// The engine whose store addon images may be loaded from, and its name.
+    pub engine: Option<(&'a DockerDriver, &'a str)>,
+}
+
+/// How long and whether to wait for an addon's pods.
+#[derive(Debug, Clone, Copy)]
+pub struct WaitOptions {
+    pub wait: bool,
+    pub timeout: Duration,
+}
+
+/// How often pods are polled while waiting.
+const POLL: Duration = Duration::from_secs(2);
+/// How long a pod may fail to pull its image before the wait gives up early.
+const PULL_GIVE_UP: Duration = Duration::from_secs(90);
+
+/// `kubectl --kubeconfig admin.conf ARGS` as argv.
+pub fn kubectl(args: &[&str]) -> Vec<String> {
+    ["kubectl", "--kubeconfig", ADMIN_CONF]
+        .iter()
+        .chain(args)
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// The argv that applies an addon's manifest (fed on stdin).
+pub fn apply_argv() -> Vec<String> {
+    kubectl(&[
+        "apply",
+        "--server-side",
+        "--field-manager=minik",
+        "--force-conflicts",
+        "-f",
+        "-",
+    ])
+}
+
+/// The argv that deletes an addon's objects (manifest on stdin).
+pub fn delete_argv(timeout: Duration) -> Vec<String> {
+    let t = format!("--timeout={}s", timeout.as_secs().max(1));
+    kubectl(&["delete", "--ignore-not-found", "--wait=true", &t, "-f", "-"])
+}
+
+fn addon_error(addon: &str, profile: &str, what: String) -> anyhow::Error {
+    fail_with(
+        &K8S_ADDON,
+        format!("addon {addon}: {what}"),
+        format!(
+            "See the pods with `minik kubectl -p {profile} -- get pods -A`; `minik addons disable -p {profile} {addon}` removes what was applied."
+        ),
+    )
+}
+
+fn failure_text(out: &Output) -> String {
+    let text = format!("{}{}", out.stderr_str(), out.stdout_str());
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let tail = &lines[lines.len().saturating_sub(5)..];
+    format!("exit {}: {}", out.exit_code, tail.join(" | "))
+}
+
+/// Pods as `kubectl get pods -o json` prints them.
+#[derive(Deserialize)]
+struct PodItems {
+    #[serde(default)]
+    items: Vec<Pod>,
+}
+
+/// Whether the pods of one selector are ready: at least one pod, and every pod that is not a
+/// finished job Ready. `Err` says what is missing (a container's waiting reason when there is
+/// one, such as ErrImagePull).
+pub fn judge(selector: &PodSelector, pods: &[Pod]) -> Result<(), String> {
+    let live: Vec<&Pod> = pods
+        .iter()
+        .filter(|p| {
+            let phase = p.status.as_ref().and_then(|s| s.phase.as_deref());
+            phase != Some("Succeeded")
+        })
+        .collect();
+    if live.is_empty() {
+        return Err(format!(
+            "no pod matches {} in namespace {} yet",
+            selector.selector, selector.namespace
+        ));
+    }
+    for pod in live {
+        let name = pod.metadata.name.as_deref().unwrap_or("?");
+        let status = pod.status.as_ref();
+        let ready = status
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        if ready {
+            continue;
+        }
+        let waiting = status
+            .and_then(|s| s.container_statuses.as_ref())
+            .into_iter()
+            .flatten()
+            .chain(
+                status
+                    .and_then(|s| s.init_container_statuses.as_ref())
+                    .into_iter()
+                    .flatten(),
+            )
+            .find_map(|c| {
+                let w = c.state.as_ref()?.waiting.as_ref()?;
+                let reason = w.reason.clone()?;
+                Some(match &w.message {
+                    Some(m) => format!("{reason}: {m}"),
+                    None => reason,
+                })
+            });
+        let unscheduled = status
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| {
+                c.iter()
+                    .find(|c| c.type_ == "PodScheduled" && c.status == "False")
+            })
+            .map(|c| c.message.clone().unwrap_or_else(|| "not scheduled".into()));
+        let phase = status
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_else(|| "Unknown".into());
+        let why = waiting
+            .or(unscheduled)
+            .unwrap_or_else(|| format!("phase {phase}"));
+        return Err(format!(
+            "pod {}/{name} is not Ready: {why}",
+            selector.namespace
+        ));
+    }
+    Ok(())
+}
+
+/// Checks the pods of every selector once.
+async fn check_ready<R: Runner>(cp: &R, addon: &Addon) -> Result<(), String> {
+    for sel in &addon.meta.ready {
+        let argv = kubectl(&[
+            "get",
+            "pods",
+            "-n",
+            &sel.namespace,
+            "-l",
+            &sel.selector,
+            "-o",
+            "json",
+        ]);
+        let out = cp
+            .exec(ExecRequest::new(argv))
+            .await
+            .map_err(|e| e.to_string())?;
+        if !out.success() {
+            return Err(format!("listing pods failed: {}", failure_text(&out)));
+        }
+        let pods: PodItems = serde_json::from_slice(&out.stdout)
+            .map_err(|e| format!("kubectl printed pods that do not parse: {e}"))?;
+        judge(sel, &pods.items)?;
+    }
+    Ok(())
+}
+
+/// Makes the addon's images available to the nodes when they are not already: a node holding
+/// the pinned image under another name (an OCI archive preloaded into the node image) gets the
+/// pinned name; otherwise, when the engine's store has the image *and* recorded the pinned
+/// digest when it pulled it, it is loaded like `minik image load`. When neither, the nodes pull
+/// it from its registry when a pod needs it; that is said, not treated as an error.
+async fn ensure_images<D: Driver>(
+    t: &Target<'_, D>,
+    addon: &Addon,
+    reporter: &Reporter,
+) -> anyhow::Result<()> {
+    if addon.meta.images.is_empty() {
+        return Ok(());
+    }
+    let runners: Vec<D::Runner> = t.nodes.iter().map(|n| t.driver.runner(n)).collect();
+    let listings = try_join_all(runners.iter().map(images::list)).await?;
+    for image in &addon.meta.images {
+        let pinned = reference::normalize(image);
+        let Some(digest) = reference::digest_of(&pinned) else {
+            continue;
+        };
+        let repo = reference::repository(&pinned);
+        let digest_ref = format!("{repo}@{digest}");
+        let tag_ref = pinned.split('@').next().unwrap_or(&pinned).to_string();
+        let mut missing = Vec::new();
+        for ((node, runner), listing) in t.nodes.iter().zip(&runners).zip(&listings) {
+            if listing.get(&digest_ref).is_some() {
+                continue;
+            }
+            // The very manifest (or index) the pin names, under another name.
+            if let Some(from) = listing.name_for_target(digest, &digest_ref) {
+                let argv: Vec<String> = [
+                    "ctr",
+                    "-n",
+                    images::NAMESPACE,
+                    "images",
+                    "tag",
+                    "--force",
+                    from,
+                    &digest_ref,
+                ]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+                if runner.exec(ExecRequest::new(argv)).await?.success() {
+                    continue;
+                }
+            }
+            missing.push(node.clone());
+        }
+        if missing.is_empty() {
+            continue;
+        }
+        let from_engine = match t.engine {
+            Some((engine, engine_name)) => {
+                match images::resolve_in_engine(engine, engine_name, std::slice::from_ref(&tag_ref))
+                    .await
+                {
+                    Ok(found) if found[0].aliases.contains(&digest_ref) => {
+                        let wanted = Wanted {
+                            aliases: vec![digest_ref.clone()],
+                            ..found[0].clone()
+                        };
+                        images::load(
+                            t.driver,
+                            &missing,
+                            &Source::Engine(engine),
+                            &[wanted],
+                            reporter,
+                        )
+                        .await?;
+                        true
+                    }
+                    Ok(_) => {
+                        reporter.warn(&format!(
+                            "{tag_ref} in {engine_name} is not the pinned build {digest}; the nodes will pull the pinned one"
+                        ));
+                        false
+                    }
+                    Err(_) => false,
+                }
+            }
+            None => false,
+        };
+        if !from_engine {
+            reporter.warn(&format!(
+                "{image} is not in the nodes{}: they will pull it from its registry (preload it with `minik node-image build --kubernetes-from DIR`, or pull it into the engine and enable again)",
+                t.engine.map(|(_, n)| format!(" or in {n}'s store")).unwrap_or_default()
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Deletes objects the addon takes over from minik's bootstrap (e.g. the imageless `standard`
+/// StorageClass), unless they are already this addon's.
+async fn take_over<R: Runner>(cp: &R, addon: &Addon, profile: &str) -> anyhow::Result<()> {
+    for obj in &addon.meta.takes_over {
+        let out = cp
+            .exec(ExecRequest::new(kubectl(&[
+                "get",
+                &obj.kind,
+                &obj.name,
+                "--ignore-not-found",
+                "-o",
+                "json",
+            ])))
+            .await?;
+        if !out.success() {
+            return Err(addon_error(
+                &addon.name,
+                profile,
+                format!(
+                    "cannot read {}/{}: {}",
+                    obj.kind,
+                    obj.name,
+                    failure_text(&out)
+                ),
+            ));
+        }
+        if out.stdout_str().trim().is_empty() {
+            continue;
+        }
+        let current: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        if current["metadata"]["labels"][LABEL].as_str() == Some(addon.name.as_str()) {
+            continue;
+        }
+        let out = cp
+            .exec(ExecRequest::new(kubectl(&[
+                "delete",
+                &obj.kind,
+                &obj.name,
+                "--ignore-not-found",
+            ])))
+            .await?;
+        if !out.success() {
+            return Err(addon_error(
+                &addon.name,
+                profile,
+                format!(
+                    "cannot replace {}/{}: {}",
+                    obj.kind,
+                    obj.name,
+                    failure_text(&out)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Enables one addon: images, objects taken over, node files, server-side apply, then (with
+/// `wait`) its pods Ready within the timeout.
+pub async fn enable<D: Driver>(
+    t: &Target<'_, D>,
+    addon: &Addon,
+    wait: WaitOptions,
+    reporter: &Reporter,
+) -> anyhow::Result<()> {
+    let cp = t.driver.runner(&t.control_plane);
+    ensure_images(t, addon, reporter).await?;
+    let step = reporter.step("addon-apply", format!("Applying addon {}", addon.name));
+    let r = async {
+        take_over(&cp, addon, t.profile).await?;
+        try_join_all(t.nodes.iter().map(|n| {
+            let runner = t.driver.runner(n);
+            async move {
+                for (path, contents) in &addon.node_files {
+                    runner.copy_to(path, contents.as_bytes(), 0o644).await?;
+                }
+                anyhow::Ok(())
+            }
+        }))
+        .await?;
+        let out = cp
+            .exec(ExecRequest::new(apply_argv()).stdin_bytes(addon.manifest()))
+            .await?;
+        if !out.success() {
+            return Err(addon_error(
+                &addon.name,
+                t.profile,
+                format!("kubectl apply failed: {}", failure_text(&out)),
+            ));
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    step.finish_with(r)?;
+    if !wait.wait || addon.meta.ready.is_empty() {
+        return Ok(());
+    }
+    let step = reporter.step(
+        "addon-wait",
+        format!("Waiting for the pods of addon {}", addon.name),
+    );
+    let started = Instant::now();
+    // A pod in image pull back-off this long will not start within the wait either (no
+    // network, no copy of the image anywhere): say so now instead of at the timeout.
+    let mut backing_off_since: Option<Instant> = None;
+    let last = loop {
+        match check_ready(&cp, addon).await {
+            Ok(()) => {
+                step.done();
+                return Ok(());
+            }
+            Err(e) if started.elapsed() >= wait.timeout => break e,
+            Err(e) if e.contains("ImagePullBackOff") || e.contains("ErrImagePull") => {
+                let since = *backing_off_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= PULL_GIVE_UP {
+                    break e;
+                }
+                tokio::time::sleep(POLL).await;
+            }
+            Err(_) => {
+                backing_off_since = None;
+                tokio::time::sleep(POLL).await;
+            }
+        }
+    };
+    step.fail(&last);
+    Err(addon_error(
+        &addon.name,
+        t.profile,
+        format!("not ready after {}s: {last}", wait.timeout.as_secs()),
+    ))
+}
+
+/// Disables one addon: deletes every object it applied (namespaces with their contents) and
+/// removes its node files.
+pub async fn disable<D: Driver>(
+    t: &Target<'_, D>,
+    addon: &Addon,
+    timeout: Duration,
+    reporter: &Reporter,
+) -> anyhow::Result<()> {
+    let cp = t.driver.runner(&t.control_plane);
+    let step = reporter.step("addon-delete", format!("Removing addon {}", addon.name));
+    let r = async {
+        let out = cp
+            .exec(ExecRequest::new(delete_argv(timeout)).stdin_bytes(addon.manifest()))
+            .await?;
+        if !out.success() {
+            return Err(addon_error(
+                &addon.name,
+                t.profile,
+                format!("kubectl delete failed: {}", failure_text(&out)),
+            ));
+        }
+        let results = join_all(t.nodes.iter().map(|n| {
+            let runner = t.driver.runner(n);
+            async move {
+                for (path, _) in &addon.node_files {
+                    runner.run(&["rm", "-f", path]).await?;
+                }
+                anyhow::Ok(())
+            }
+        }))
+        .await;
+        results.into_iter().collect::<anyhow::Result<Vec<()>>>()?;
+        anyhow::Ok(())
+    }
+    .await;
+    step.finish_with(r)
+}
+
+/// The note to print after enabling, with the profile and control-plane address filled in.
+pub fn notes(addon: &Addon, profile: &str, control_plane_ip: Option<&str>) -> Option<String> {
+    addon.meta.notes.as_ref().map(|n| {
+        n.replace("{profile}", profile)
+            .replace(
+                "{control_plane_ip}",
+                control_plane_ip.unwrap_or("CONTROL-PLANE-IP"),
+            )
+            .trim_end()
+            .to_string()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pods(json: &str) -> Vec<Pod> {
+        serde_json::from_str::<PodItems>(json).unwrap().items
+    }
+
+    fn sel() -> PodSelector {
+        PodSelector {
+            namespace: "kube-system".into(),
+            selector: "k8s-app=metrics-server".into(),
+        }
+    }
+
+    #[test]
+    fn judges_pod_readiness_with_the_reason() {
+        assert!(judge(&sel(), &[]).unwrap_err().contains("no pod matches"));
+        let ready = pods(
+            r#"{"items":[{"metadata":{"name":"m-1"},"status":{"phase":"Running","conditions":[{"type":"Ready","status":"True"}]}}]}"#,
+        );
+        assert_eq!(judge(&sel(), &ready), Ok(()));
+        let pulling = pods(
+            r#"{"items":[{"metadata":{"name":"m-1"},"status":{"phase":"Pending","conditions":[{"type":"Ready","status":"False"}],
+              "containerStatuses":[{"name":"c","image":"x","imageID":"","ready":false,"restartCount":0,
+                "state":{"waiting":{"reason":"ErrImagePull","message":"dial tcp: no route"}}}]}}]}"#,
+        );
+        let e = judge(&sel(), &pulling).unwrap_err();
+        assert!(
+            e.contains("kube-system/m-1") && e.contains("ErrImagePull: dial tcp"),
+            "{e}"
+        );
+        let unscheduled = pods(
+            r#"{"items":[{"metadata":{"name":"m-2"},"status":{"phase":"Pending","conditions":[{"type":"PodScheduled","status":"False","message":"0/1 nodes are available"}]}}]}"#,
+        );
+        assert!(
+            judge(&sel(), &unscheduled)
+                .unwrap_err()
+                .contains("0/1 nodes")
+        );
+        // A finished job pod does not count; alone, it means no live pod.
+        let done = pods(r#"{"items":[{"metadata":{"name":"j"},"status":{"phase":"Succeeded"}}]}"#);
+        assert!(judge(&sel(), &done).is_err());
+    }
+
+    #[test]
+    fn argv_uses_server_side_apply_with_minik_as_manager() {
+        let a = apply_argv().join(" ");
+        assert_eq!(
+            a,
+            "kubectl --kubeconfig /etc/kubernetes/admin.conf apply --server-side --field-manager=minik --force-conflicts -f -"
+        );
+        assert!(
+            delete_argv(Duration::from_secs(90))
+                .join(" ")
+                .contains("delete --ignore-not-found --wait=true --timeout=90s -f -")
+        );
+    }
+}

@@ -1,0 +1,319 @@
+//! `minik addons list|enable|disable`, and the start hook that applies a profile's enabled
+//! addons ([`apply_enabled`]).
+
+use super::{Context, live_nodes, state_of};
+use crate::addons::{self, apply::Target, apply::WaitOptions};
+use crate::cli::{AddonsDisableArgs, AddonsEnableArgs};
+use crate::drivers::AnyDriver;
+use crate::errors::{GUEST_NOT_RUNNING, GUEST_UNSUPPORTED, USAGE, fail_with};
+use crate::state::{Profile, ProfileLoad, ProfileLock};
+use minik_driver_api::{Driver, NodeInfo};
+use serde_json::json;
+use std::time::Duration;
+
+/// Refuses profiles without Kubernetes.
+fn require_kubernetes(profile: &Profile) -> anyhow::Result<()> {
+    if profile.kubernetes.is_none() {
+        return Err(fail_with(
+            &GUEST_UNSUPPORTED,
+            format!(
+                "profile \"{}\" runs without Kubernetes (--no-kubernetes): addons need a cluster",
+                profile.name
+            ),
+            "Create a profile with Kubernetes (`minik start -p NAME`) to use addons.",
+        ));
+    }
+    Ok(())
+}
+
+/// The cluster to apply addons to: every node running and Kubernetes not paused.
+async fn target<'a>(
+    profile: &'a Profile,
+    driver: &'a AnyDriver,
+    live: &[NodeInfo],
+) -> anyhow::Result<Target<'a, AnyDriver>> {
+    for n in &profile.nodes {
+        super::ssh::require_running(profile, &n.name, state_of(live, &n.name))?;
+    }
+    for n in &profile.nodes {
+        let runner = driver.runner(&n.name);
+        if !crate::cluster::pause::read_marker(&runner)
+            .await?
+            .is_empty()
+        {
+            return Err(fail_with(
+                &GUEST_NOT_RUNNING,
+                format!("profile \"{}\" is paused (node {})", profile.name, n.name),
+                format!(
+                    "Resume it with `minik unpause -p {}`, then retry.",
+                    profile.name
+                ),
+            ));
+        }
+    }
+    let cp = profile.control_plane();
+    Ok(Target {
+        driver,
+        profile: &profile.name,
+        control_plane: cp.name.clone(),
+        control_plane_ip: live
+            .iter()
+            .find(|l| l.name == cp.name)
+            .and_then(|l| l.ip.clone()),
+        nodes: profile.nodes.iter().map(|n| n.name.clone()).collect(),
+        engine: driver.as_container_engine().map(|e| (e, driver.name())),
+    })
+}
+
+/// Whether the profile has the addon enabled.
+pub fn is_enabled(profile: &Profile, name: &str) -> bool {
+    profile.addons.get(name).copied().unwrap_or(false)
+}
+
+pub async fn list(ctx: &Context) -> anyhow::Result<u8> {
+    let name = ctx.profile_name()?;
+    let profile = match Profile::load(&ctx.home, name)? {
+        ProfileLoad::Found(p) => Some(p),
+        ProfileLoad::Missing => None,
+    };
+    let rows: Vec<serde_json::Value> = addons::all()?
+        .iter()
+        .map(|a| {
+            json!({
+                "name": a.name,
+                "enabled": profile.as_ref().is_some_and(|p| is_enabled(p, &a.name)),
+                "default": a.meta.default,
+                "description": a.meta.description,
+                "images": a.meta.images,
+            })
+        })
+        .collect();
+    if ctx.json() {
+        println!(
+            "{}",
+            json!({"profile": name, "exists": profile.is_some(), "addons": rows})
+        );
+        return Ok(0);
+    }
+    println!(
+        "{:<22} {:<9} {:<8} DESCRIPTION",
+        "ADDON", "STATUS", "DEFAULT"
+    );
+    for r in &rows {
+        println!(
+            "{:<22} {:<9} {:<8} {}",
+            r["name"].as_str().unwrap_or_default(),
+            if r["enabled"] == true {
+                "enabled"
+            } else {
+                "disabled"
+            },
+            if r["default"] == true { "on" } else { "off" },
+            r["description"].as_str().unwrap_or_default()
+        );
+    }
+    if profile.is_none() {
+        ctx.reporter.info(&format!(
+            "Profile \"{name}\" does not exist: `minik start -p {name} --addons a,b` creates it with those addons."
+        ));
+    }
+    Ok(0)
+}
+
+pub async fn enable(ctx: &Context, args: AddonsEnableArgs) -> anyhow::Result<u8> {
+    addons::find(&args.name)?;
+    let name = ctx.profile_name()?.to_string();
+    let _lock = ProfileLock::acquire(&ctx.home, &name)?;
+    let mut profile = ctx.load_profile()?;
+    require_kubernetes(&profile)?;
+    let (driver, live) = live_nodes(ctx, &profile).await?;
+    let order = addons::with_requirements(std::slice::from_ref(&args.name))?;
+    let wait = WaitOptions {
+        wait: args.wait,
+        timeout: args.wait_timeout,
+    };
+    let result = {
+        let t = target(&profile, &driver, &live).await?;
+        let mut done = Vec::new();
+        let mut result = Ok(());
+        for n in &order {
+            let addon = addons::find(n)?;
+            // Applied objects stay even when the wait times out: record them as enabled so a
+            // restart re-applies them and `disable` removes them.
+            let r = addons::apply::enable(&t, addon, wait, &ctx.reporter).await;
+            let applied = !matches!(&r, Err(e) if !is_wait_timeout(e));
+            if applied {
+                done.push(n.clone());
+            }
+            if let Err(e) = r {
+                result = Err(e);
+                break;
+            }
+        }
+        (done, result, t.control_plane_ip.clone())
+    };
+    let (done, result, ip) = result;
+    for n in &done {
+        profile.addons.insert(n.clone(), true);
+    }
+    profile.save(&ctx.home)?;
+    result?;
+    let addon = addons::find(&args.name)?;
+    if ctx.json() {
+        ctx.reporter.event(json!({
+            "type": "result", "profile": profile.name, "addon": addon.name,
+            "enabled": true, "also_enabled": &done[..done.len().saturating_sub(1)],
+        }));
+    } else {
+        ctx.reporter.info(&format!(
+            "Addon {} is enabled on \"{}\"",
+            addon.name, profile.name
+        ));
+        if let Some(n) = addons::apply::notes(addon, &profile.name, ip.as_deref()) {
+            println!("{n}");
+        }
+    }
+    Ok(0)
+}
+
+/// Whether an enable error is only the readiness wait running out (the objects were applied).
+fn is_wait_timeout(e: &anyhow::Error) -> bool {
+    format!("{e:#}").contains("not ready after")
+}
+
+pub async fn disable(ctx: &Context, args: AddonsDisableArgs) -> anyhow::Result<u8> {
+    let addon = addons::find(&args.name)?;
+    let name = ctx.profile_name()?.to_string();
+    let _lock = ProfileLock::acquire(&ctx.home, &name)?;
+    let mut profile = ctx.load_profile()?;
+    require_kubernetes(&profile)?;
+    let dependents: Vec<&str> = addons::all()?
+        .iter()
+        .filter(|a| is_enabled(&profile, &a.name) && a.meta.requires.contains(&addon.name))
+        .map(|a| a.name.as_str())
+        .collect();
+    if !dependents.is_empty() {
+        return Err(fail_with(
+            &USAGE,
+            format!(
+                "addon {} is needed by {} (enabled on \"{}\")",
+                addon.name,
+                dependents.join(", "),
+                profile.name
+            ),
+            format!(
+                "Disable {} first: `minik addons disable -p {} {}`.",
+                dependents.join(", "),
+                profile.name,
+                dependents[0]
+            ),
+        ));
+    }
+    let (driver, live) = live_nodes(ctx, &profile).await?;
+    {
+        let t = target(&profile, &driver, &live).await?;
+        addons::apply::disable(&t, addon, args.wait_timeout, &ctx.reporter).await?;
+    }
+    profile.addons.insert(addon.name.clone(), false);
+    profile.save(&ctx.home)?;
+    if ctx.json() {
+        ctx.reporter.event(json!({
+            "type": "result", "profile": profile.name, "addon": addon.name, "enabled": false,
+        }));
+    } else {
+        ctx.reporter.info(&format!(
+            "Addon {} is disabled on \"{}\"",
+            addon.name, profile.name
+        ));
+    }
+    Ok(0)
+}
+
+/// Checks `--addons` names before anything is created.
+pub fn validate_names(names: &[String]) -> anyhow::Result<()> {
+    for n in names {
+        addons::find(n)?;
+    }
+    Ok(())
+}
+
+/// The addon map of a new profile: the defaults plus `extra` (and what they need).
+pub fn initial_state(extra: &[String]) -> anyhow::Result<std::collections::BTreeMap<String, bool>> {
+    let mut wanted = addons::defaults()?;
+    wanted.extend(extra.iter().cloned());
+    let on = addons::with_requirements(&wanted)?;
+    Ok(addons::all()?
+        .iter()
+        .map(|a| (a.name.clone(), on.contains(&a.name)))
+        .collect())
+}
+
+/// Start hook: applies every enabled addon of a (running, just started or created) Kubernetes
+/// profile, requirements first. Never fails the start: a failing addon is a warning (the
+/// cluster is usable, and `minik addons enable NAME` retries it).
+pub async fn apply_enabled(
+    ctx: &Context,
+    driver: &AnyDriver,
+    profile: &Profile,
+    wait: bool,
+    timeout: Duration,
+) {
+    if let Err(e) = try_apply_enabled(ctx, driver, profile, wait, timeout).await {
+        ctx.reporter.warn(&format!(
+            "could not apply the addons of \"{}\": {e:#} (retry with `minik addons enable -p {} NAME`)",
+            profile.name, profile.name
+        ));
+    }
+}
+
+async fn try_apply_enabled(
+    ctx: &Context,
+    driver: &AnyDriver,
+    profile: &Profile,
+    wait: bool,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    if profile.kubernetes.is_none() {
+        return Ok(());
+    }
+    let enabled: Vec<String> = profile
+        .addons
+        .iter()
+        .filter(|(_, on)| **on)
+        .map(|(n, _)| n.clone())
+        .filter(|n| addons::find(n).is_ok())
+        .collect();
+    if enabled.is_empty() {
+        return Ok(());
+    }
+    let order = addons::with_requirements(&enabled)?;
+    let live = driver.list_nodes(&profile.name).await?;
+    let t = target(profile, driver, &live).await?;
+    let mut failed: Vec<&str> = Vec::new();
+    for n in &order {
+        let addon = addons::find(n)?;
+        // An addon whose requirement failed is not applied (default-storageclass would
+        // otherwise replace the bootstrap's working class with one nothing serves).
+        if let Some(r) = addon
+            .meta
+            .requires
+            .iter()
+            .find(|r| failed.contains(&r.as_str()))
+        {
+            ctx.reporter
+                .warn(&format!("addon {n}: skipped because {r} failed"));
+            failed.push(addon.name.as_str());
+            continue;
+        }
+        if let Err(e) =
+            addons::apply::enable(&t, addon, WaitOptions { wait, timeout }, &ctx.reporter).await
+        {
+            ctx.reporter.warn(&format!(
+                "addon {n}: {e:#} (retry with `minik addons enable -p {} {n}`)",
+                profile.name
+            ));
+            failed.push(addon.name.as_str());
+        }
+    }
+    Ok(())
+}
