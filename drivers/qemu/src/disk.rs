@@ -60,6 +60,11 @@ pub fn recipe_hash() -> String {
 /// the image reference made file-name safe, plus the VM recipe hash. minik's own node image
 /// tags already carry the node recipe's hash, so both recipes are covered.
 pub fn disk_name(image: &str) -> String {
+    format!("{}{}", disk_prefix(image), recipe_hash())
+}
+
+/// [`disk_name`] without the recipe hash: what the disks of `image` from every recipe share.
+fn disk_prefix(image: &str) -> String {
     let safe: String = image
         .chars()
         .map(|c| {
@@ -78,7 +83,7 @@ pub fn disk_name(image: &str) -> String {
     } else {
         safe.to_string()
     };
-    format!("{safe}-vm{}", recipe_hash())
+    format!("{safe}-vm")
 }
 
 /// A tar of the VM layer's build context.
@@ -209,7 +214,26 @@ where
         let _ = std::fs::remove_dir_all(&kept);
         DriverError::io(format!("move the VM disk to {}", dest.dir().display()), e)
     })?;
+    prune_older_recipes(&parent, node_image, dest.dir());
     Ok(())
+}
+
+/// Removes the cached disks of `image` made with other VM recipes (profiles keep their own
+/// hard links).
+fn prune_older_recipes(cache: &Path, image: &str, keep: &Path) {
+    let prefix = disk_prefix(image);
+    let Ok(entries) = std::fs::read_dir(cache) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let recipe = name.strip_prefix(&prefix).unwrap_or_default();
+        let is_other_recipe = recipe.len() == 12 && recipe.chars().all(|c| c.is_ascii_hexdigit());
+        if is_other_recipe && entry.path() != keep {
+            tracing::debug!(disk = %name, "removing the VM disk of an older recipe");
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// Creates a container from `image` (never started), copies [`RESULT_DIR`] out of it into
@@ -524,6 +548,25 @@ mod tests {
             b"kernel"
         );
         assert!(!dir.path().join("other").exists());
+    }
+
+    #[test]
+    fn older_recipes_are_pruned() {
+        let dir = tempfile::tempdir().unwrap();
+        let image = "localhost/minik/node:none-abc";
+        let current = dir.path().join(disk_name(image));
+        let older = dir
+            .path()
+            .join(format!("{}0123456789ab", disk_prefix(image)));
+        let other_image = dir
+            .path()
+            .join(disk_name("localhost/minik/node:v1.35.0-abc"));
+        for d in [&current, &older, &other_image] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        prune_older_recipes(dir.path(), image, &current);
+        assert!(current.exists() && other_image.exists());
+        assert!(!older.exists());
     }
 
     #[test]

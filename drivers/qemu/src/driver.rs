@@ -287,9 +287,12 @@ impl QemuDriver {
         }
         clear_runtime_files(node);
         let public_key = keys::read_public(&files.key())?;
+        let segment = self.settings(files)?.segment;
         let base = files.base();
         const ATTEMPTS: usize = 3;
-        for attempt in 1..=ATTEMPTS {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
             // A port another program took since the last start: the SSH port is minik's own
             // business, so it moves; the API server port is in kubeconfigs, so it must stay.
             if !port_is_free(config.ssh_port) {
@@ -319,8 +322,8 @@ impl QemuDriver {
                 api_port: config.api_port,
                 mac_user: &config.mac_user,
                 mac_segment: &config.mac_segment,
-                segment_group: self.settings(files)?.segment.group,
-                segment_port: self.settings(files)?.segment.port,
+                segment_group: segment.group,
+                segment_port: segment.port,
                 ip: config.ip,
                 prefix: Segment::PREFIX,
                 authorized_key: &public_key,
@@ -374,7 +377,6 @@ impl QemuDriver {
                 },
             ));
         }
-        unreachable!("the loop returns on its last attempt")
     }
 
     /// Waits until the VM's SSH server sends its banner. Fails early when qemu exits or the
@@ -411,6 +413,26 @@ impl QemuDriver {
                 });
             }
             tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+
+    /// Sets the guest's clock to the host's. A paused VM's clock stands still (unlike a
+    /// container's, which is the host's), so after a pause it is behind by the pause; nodes
+    /// whose clocks disagree confuse certificates, leases and logs. Best effort.
+    async fn sync_clock(&self, node: &str) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let stamp = format!("@{}.{:09}", now.as_secs(), now.subsec_nanos());
+        let runner = self.runner(node);
+        let argv = ["date", "-u", "-s", stamp.as_str()];
+        match tokio::time::timeout(Duration::from_secs(30), runner.run(&argv)).await {
+            Ok(Ok(out)) if out.success() => {}
+            Ok(Ok(out)) => {
+                tracing::debug!(node, error = %out.last_error_line(), "cannot set the clock")
+            }
+            Ok(Err(e)) => tracing::debug!(node, error = %e, "cannot set the clock"),
+            Err(_) => tracing::debug!(node, "setting the clock timed out"),
         }
     }
 
@@ -865,10 +887,13 @@ impl Driver for QemuDriver {
         let (_, nf, _) = self.node(node)?;
         match node_state(&nf).await {
             (HostState::Running, _) => Ok(()),
-            (HostState::Paused, _) => qmp::run_once(&nf.qmp(), "cont", None)
-                .await
-                .map(|_| ())
-                .map_err(|e| qmp_error(node, "unpause", e)),
+            (HostState::Paused, _) => {
+                qmp::run_once(&nf.qmp(), "cont", None)
+                    .await
+                    .map_err(|e| qmp_error(node, "unpause", e))?;
+                self.sync_clock(node).await;
+                Ok(())
+            }
             (state, _) => Err(DriverError::NodeNotRunning {
                 node: node.to_string(),
                 state: state.to_string(),

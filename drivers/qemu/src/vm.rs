@@ -350,7 +350,7 @@ mod tests {
         assert_eq!(
             line,
             "console=ttyS0 root=/dev/vda rootfstype=ext4 rw quiet net.ifnames=0 panic=10 \
-             systemd.hostname=p-m02 minik.net0=52:54:00:01:02:03,10.0.2.15/24,10.0.2.2 \
+             no_timer_check systemd.ssh_auto=0 systemd.hostname=p-m02 minik.net0=52:54:00:01:02:03,10.0.2.15/24,10.0.2.2 \
              minik.net1=52:54:00:04:05:06,192.168.105.3/24 minik.dns=10.0.2.3 \
              minik.key=ssh-ed25519:AAAAC3NzaC1lZDI1NTE5AAAAIAqQF12sRwMI2V5Os+/="
         );
