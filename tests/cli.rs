@@ -284,6 +284,26 @@ fn orphaned_resources_block_start_until_deleted() {
 }
 
 #[test]
+fn a_profile_directory_without_its_file_lists_as_orphaned() {
+    let env = Env::new();
+    env.minik(&start_args(&["-p", "o"])).expect(0);
+    // The directory stays (a qemu profile keeps its VMs there); only the file is gone.
+    std::fs::remove_file(env.profile_dir("o").join("profile.json")).unwrap();
+    let list = env.minik(&["profile", "list", "-o", "json"]);
+    list.expect(0);
+    let rows: serde_json::Value = serde_json::from_str(&list.stdout).unwrap();
+    let row = rows["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["name"] == "o")
+        .unwrap_or_else(|| panic!("profile o not listed: {}", list.stdout));
+    assert_eq!(row["status"], "Orphaned");
+    env.minik(&["delete", "-p", "o"]).expect(0);
+    assert!(env.engine().node_names().is_empty());
+}
+
+#[test]
 fn busy_profile_fails_at_once() {
     let env = Env::new();
     let lock_path = env.home().join("locks").join("minik.lock");

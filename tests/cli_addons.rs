@@ -329,6 +329,29 @@ fn enabling_needs_a_running_unpaused_kubernetes_profile() {
 }
 
 #[test]
+fn ingress_notes_give_the_published_host_ports() {
+    let env = Env::new();
+    env.kubernetes("i", 1, &[]).expect(0);
+    let out = env.minik(&["-p", "i", "addons", "enable", "ingress", "--wait=false"]);
+    out.expect(0);
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(env.engine().path()).unwrap()).unwrap();
+    let ports = &state["nodes"]["i"]["ports"];
+    let (http, https) = (
+        ports["80"].as_u64().unwrap(),
+        ports["443"].as_u64().unwrap(),
+    );
+    assert_ne!(http, https);
+    assert!(
+        out.stdout.contains(&format!("http://127.0.0.1:{http}/"))
+            && out.stdout.contains(&format!("https://127.0.0.1:{https}/"))
+            && out.stdout.contains("http://192.168.49.2/"),
+        "{}",
+        out.stdout
+    );
+}
+
+#[test]
 fn registry_trusts_the_in_cluster_mirror_on_every_node() {
     let env = Env::new();
     env.kubernetes("r", 2, &[]).expect(0);

@@ -174,9 +174,14 @@ fn status_reports_kubelet_apiserver_and_kubeconfig_with_minikube_bitmask() {
     out.expect(0);
     assert_eq!(
         out.stdout,
-        "k\ntype: Control Plane\nhost: Running\nkubelet: Running\napiserver: Running\n\
-         kubeconfig: Configured\nip: 192.168.49.2\n\n\
-         k-m02\ntype: Worker\nhost: Running\nkubelet: Running\nip: 192.168.49.3\n"
+        format!(
+            "k\ntype: Control Plane\nhost: Running\nkubelet: Running\napiserver: Running\n\
+             kubeconfig: Configured\nip: 192.168.49.2\n\
+             ports: 127.0.0.1:{}->80, 127.0.0.1:{}->443, 127.0.0.1:{port}->6443\n\n\
+             k-m02\ntype: Worker\nhost: Running\nkubelet: Running\nip: 192.168.49.3\n",
+            port + 1,
+            port + 2
+        )
     );
     // kubelet is asked on every node; the API server only on the control plane.
     let log = env.log()[before..].to_vec();

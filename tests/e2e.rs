@@ -219,6 +219,45 @@ impl Suite {
         assert_eq!(c.stdout.trim(), "active");
     }
 
+    /// Starts a one-line HTTP answer on port 80 inside the node (socat, from the node
+    /// recipe) and reads it from the host through `host_port` on 127.0.0.1.
+    fn assert_http_port_answers(&self, profile: &str, host_port: u16) {
+        self.ssh(
+            profile,
+            profile,
+            &[
+                "systemd-run",
+                "--unit=minik-e2e-http",
+                "socat",
+                "TCP-LISTEN:80,fork,reuseaddr",
+                "SYSTEM:echo HTTP/1.0 200 OK; echo; echo published-from-node",
+            ],
+        )
+        .ok();
+        let read = || -> std::io::Result<String> {
+            use std::io::Read;
+            let mut c = std::net::TcpStream::connect(("127.0.0.1", host_port))?;
+            c.set_read_timeout(Some(Duration::from_secs(5)))?;
+            let mut body = String::new();
+            c.read_to_string(&mut body)?;
+            Ok(body)
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let got = read().unwrap_or_else(|e| e.to_string());
+            if got.contains("published-from-node") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "port 80 of {profile} did not answer on 127.0.0.1:{host_port}: {got:?}"
+            );
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        self.ssh(profile, profile, &["systemctl", "stop", "minik-e2e-http"])
+            .ok();
+    }
+
     /// What the profile left behind on the engine (or, for qemu, on this host), per kind.
     fn leftovers(&self, profile: &str) -> Vec<String> {
         self.backend.leftovers(self.home.path(), profile)
@@ -405,6 +444,18 @@ fn write_file(path: &Path, contents: &str) {
 
 /// One node: boot, nested container, data survives stop/start, pause freezes, logs, delete
 /// leaves nothing.
+/// The `Ports` of a node in `status -o json`: node port → host port.
+fn published_ports(node: &serde_json::Value) -> std::collections::BTreeMap<u16, u16> {
+    node["Ports"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| (k.parse().unwrap(), v.as_u64().unwrap() as u16))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 fn one_node_lifecycle(driver: &'static str, backend: Backend) {
     let s = Suite::new(driver, backend, "one");
     let p = s.profile("");
@@ -415,6 +466,14 @@ fn one_node_lifecycle(driver: &'static str, backend: Backend) {
     s.assert_booted(&p, &p);
     s.import_hello(&p, &p);
     s.run_nested(&p, &p, "t1");
+    // A control plane publishes 6443, 80 and 443 on 127.0.0.1 (80/443: Ingress).
+    let ports = published_ports(&status[0]);
+    assert_eq!(
+        ports.keys().copied().collect::<Vec<_>>(),
+        [80, 443, 6443],
+        "{status}"
+    );
+    s.assert_http_port_answers(&p, ports[&80]);
 
     // Data under /var survives stop -> start.
     s.ssh(
@@ -433,6 +492,9 @@ fn one_node_lifecycle(driver: &'static str, backend: Backend) {
     assert_eq!(status[0]["Host"], "Stopped");
     s.ssh(&p, &p, &["true"]).code(86);
     s.start(&p, 1).ok();
+    // The published host ports stay (kubeconfigs and bookmarks name them).
+    let (_, status) = s.status_json(&p);
+    assert_eq!(published_ports(&status[0]), ports, "{status}");
     assert_eq!(
         s.ssh(&p, &p, &["cat", "/var/lib/minik-e2e/marker"])
             .ok()

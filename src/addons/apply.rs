@@ -18,6 +18,7 @@ use k8s_openapi::api::core::v1::Pod;
 use minik_driver_api::{Driver, ExecRequest, Output, Runner};
 use minik_driver_docker::DockerDriver;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 /// The cluster an addon is applied to.
@@ -27,6 +28,8 @@ pub struct Target<'a, D: Driver> {
     /// The first control plane (where kubectl runs).
     pub control_plane: String,
     pub control_plane_ip: Option<String>,
+    /// The first control plane's published ports (node port → host port on 127.0.0.1).
+    pub control_plane_ports: BTreeMap<u16, u16>,
     /// Every node (node files go to each; images are checked in each).
     pub nodes: Vec<String>,
     /// The engine whose store addon images may be loaded from, and its name.
@@ -452,14 +455,27 @@ pub async fn disable<D: Driver>(
     step.finish_with(r)
 }
 
-/// The note to print after enabling, with the profile and control-plane address filled in.
-pub fn notes(addon: &Addon, profile: &str, control_plane_ip: Option<&str>) -> Option<String> {
+/// The note to print after enabling, with the profile, the control plane's address and its
+/// published HTTP/HTTPS host ports filled in.
+pub fn notes(
+    addon: &Addon,
+    profile: &str,
+    control_plane_ip: Option<&str>,
+    ports: &BTreeMap<u16, u16>,
+) -> Option<String> {
+    let port = |p: u16| {
+        ports
+            .get(&p)
+            .map_or_else(|| "PORT".to_string(), |h| h.to_string())
+    };
     addon.meta.notes.as_ref().map(|n| {
         n.replace("{profile}", profile)
             .replace(
                 "{control_plane_ip}",
                 control_plane_ip.unwrap_or("CONTROL-PLANE-IP"),
             )
+            .replace("{http_port}", &port(minik_driver_api::HTTP_PORT))
+            .replace("{https_port}", &port(minik_driver_api::HTTPS_PORT))
             .trim_end()
             .to_string()
     })

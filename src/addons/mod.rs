@@ -6,7 +6,8 @@
 //! kustomize subset it uses itself, strictly (anything else in a kustomization is refused), and
 //! a test checks the result equals `kubectl kustomize`. Nothing in a manifest varies per
 //! cluster (minik's service and pod subnets are fixed), so there is no templating; the only
-//! per-cluster text is the note printed after enabling (`{profile}`, `{control_plane_ip}`).
+//! per-cluster text is the note printed after enabling (`{profile}`, `{control_plane_ip}`,
+//! `{http_port}`, `{https_port}`).
 
 pub mod apply;
 
@@ -70,7 +71,8 @@ pub struct Meta {
     pub takes_over: Vec<TakeOver>,
     #[serde(default)]
     pub node_files: Vec<NodeFileSpec>,
-    /// Printed after enabling; `{profile}` and `{control_plane_ip}` are replaced.
+    /// Printed after enabling; `{profile}`, `{control_plane_ip}`, `{http_port}` and
+    /// `{https_port}` (the control plane's published host ports) are replaced.
     #[serde(default)]
     pub notes: Option<String>,
 }

@@ -60,6 +60,11 @@ async fn target<'a>(
             .iter()
             .find(|l| l.name == cp.name)
             .and_then(|l| l.ip.clone()),
+        control_plane_ports: live
+            .iter()
+            .find(|l| l.name == cp.name)
+            .map(|l| l.ports.clone())
+            .unwrap_or_default(),
         nodes: profile.nodes.iter().map(|n| n.name.clone()).collect(),
         engine: driver.as_container_engine().map(|e| (e, driver.name())),
     })
@@ -150,9 +155,14 @@ pub async fn enable(ctx: &Context, args: AddonsEnableArgs) -> anyhow::Result<u8>
                 break;
             }
         }
-        (done, result, t.control_plane_ip.clone())
+        (
+            done,
+            result,
+            t.control_plane_ip.clone(),
+            t.control_plane_ports.clone(),
+        )
     };
-    let (done, result, ip) = result;
+    let (done, result, ip, ports) = result;
     for n in &done {
         profile.addons.insert(n.clone(), true);
     }
@@ -169,7 +179,7 @@ pub async fn enable(ctx: &Context, args: AddonsEnableArgs) -> anyhow::Result<u8>
             "Addon {} is enabled on \"{}\"",
             addon.name, profile.name
         ));
-        if let Some(n) = addons::apply::notes(addon, &profile.name, ip.as_deref()) {
+        if let Some(n) = addons::apply::notes(addon, &profile.name, ip.as_deref(), &ports) {
             println!("{n}");
         }
     }

@@ -82,10 +82,11 @@ pub async fn list(ctx: &Context) -> anyhow::Result<u8> {
         };
         rows.push(row);
     }
-    // Leftovers: labelled resources whose profile file is gone.
+    // Leftovers: labelled resources (or a qemu driver's VM directories) whose profile file
+    // is gone. A profile directory without its file is listed here too, not skipped.
     for d in AnyDriver::reachable(&ctx.home).await {
         for p in d.list_profiles().await.unwrap_or_default() {
-            if !names.contains(&p) && !rows.iter().any(|r| r.name == p) {
+            if !rows.iter().any(|r| r.name == p) {
                 let nodes = d.list_nodes(&p).await.map(|n| n.len()).unwrap_or(0);
                 rows.push(ProfileRow {
                     name: p,

@@ -11,6 +11,7 @@ use crate::state::{NodeRecord, Profile};
 use futures_util::future::join_all;
 use minik_driver_api::{Driver, HostState, NodeInfo, Role};
 use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// Bit set when a node's host is not running.
 pub const HOST_NOT_RUNNING: u8 = 1;
@@ -42,6 +43,9 @@ pub struct NodeStatus {
     pub worker: bool,
     #[serde(rename = "IP")]
     pub ip: Option<String>,
+    /// Published node ports (node port → host port on 127.0.0.1); control planes only.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub ports: BTreeMap<u16, u16>,
 }
 
 impl NodeStatus {
@@ -115,6 +119,7 @@ async fn node_status(
         kubeconfig: IRRELEVANT.into(),
         worker: node.role == Role::Worker,
         ip: info.and_then(|l| l.ip.clone()),
+        ports: info.map(|l| l.ports.clone()).unwrap_or_default(),
     };
     if profile.kubernetes.is_none() {
         return status;
@@ -187,6 +192,14 @@ pub fn render_text(profile: &Profile, statuses: &[NodeStatus]) -> String {
         if let Some(ip) = &s.ip {
             text.push_str(&format!("ip: {ip}\n"));
         }
+        if !s.ports.is_empty() {
+            let ports: Vec<String> = s
+                .ports
+                .iter()
+                .map(|(node, host)| format!("127.0.0.1:{host}->{node}"))
+                .collect();
+            text.push_str(&format!("ports: {}\n", ports.join(", ")));
+        }
     }
     if statuses
         .iter()
@@ -216,6 +229,11 @@ mod tests {
             kubeconfig: kubeconfig.into(),
             worker,
             ip: None,
+            ports: if worker {
+                BTreeMap::new()
+            } else {
+                BTreeMap::from([(80, 40002), (443, 40003), (6443, 40001)])
+            },
         }
     }
 
@@ -264,7 +282,9 @@ mod tests {
         assert_eq!(
             text,
             "p\ntype: Control Plane\nhost: Running\nkubelet: Running\napiserver: Running\n\
-             kubeconfig: Misconfigured\n\np-m02\ntype: Worker\nhost: Running\nkubelet: Running\n\
+             kubeconfig: Misconfigured\n\
+             ports: 127.0.0.1:40002->80, 127.0.0.1:40003->443, 127.0.0.1:40001->6443\n\
+             \np-m02\ntype: Worker\nhost: Running\nkubelet: Running\n\
              \nWARNING: Your kubectl is pointing to a stale or missing context for \"p\".\n\
              To fix the kubectl context, run `minik update-context -p p`\n"
         );

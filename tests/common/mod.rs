@@ -62,7 +62,7 @@ impl Env {
     pub fn api_port(&self, node: &str) -> u16 {
         let state: serde_json::Value =
             serde_json::from_slice(&std::fs::read(self.engine().path()).unwrap()).unwrap();
-        state["nodes"][node]["api_port"].as_u64().unwrap() as u16
+        state["nodes"][node]["ports"]["6443"].as_u64().unwrap() as u16
     }
 
     /// Scripts the fake nodes' answer to commands starting with `prefix`.

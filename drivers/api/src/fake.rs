@@ -51,7 +51,9 @@ struct FakeNode {
     state: HostState,
     image: String,
     ip: String,
-    api_port: Option<u16>,
+    /// Published node port → host port (control planes: [`crate::CONTROL_PLANE_PORTS`]).
+    #[serde(default)]
+    ports: BTreeMap<u16, u16>,
     files: BTreeMap<String, String>,
 }
 
@@ -249,10 +251,13 @@ impl Driver for FakeDriver {
                     name: node.name.clone(),
                 });
             }
-            let api_port = (node.role == Role::ControlPlane).then(|| {
-                s.next_port += 1;
-                s.next_port
-            });
+            let mut ports = BTreeMap::new();
+            if node.role == Role::ControlPlane {
+                for port in crate::CONTROL_PLANE_PORTS {
+                    s.next_port += 1;
+                    ports.insert(port, s.next_port);
+                }
+            }
             s.volumes
                 .insert(format!("{}-var", node.name), cluster.profile.clone());
             s.nodes.insert(
@@ -264,7 +269,7 @@ impl Driver for FakeDriver {
                     state: HostState::Running,
                     image: cluster.image.clone(),
                     ip: format!("192.168.49.{}", node.index + 2),
-                    api_port,
+                    ports,
                     files: BTreeMap::new(),
                 },
             );
@@ -360,7 +365,8 @@ impl Driver for FakeDriver {
                     index: n.index,
                     state: n.state,
                     ip: (n.state != HostState::Stopped).then(|| n.ip.clone()),
-                    api_port: n.api_port,
+                    api_port: n.ports.get(&crate::API_SERVER_PORT).copied(),
+                    ports: n.ports.clone(),
                     detail: None,
                 })
                 .collect();

@@ -118,6 +118,10 @@ pub struct NodeInfo {
     pub ip: Option<String>,
     /// Host port that forwards to the node's API server port (6443), if published.
     pub api_port: Option<u16>,
+    /// Every published node port (node port → host port on 127.0.0.1), the API server's
+    /// included; empty for workers.
+    #[serde(default)]
+    pub ports: BTreeMap<u16, u16>,
     /// Engine-specific detail for humans (e.g. "exited (137)").
     pub detail: Option<String>,
 }
@@ -153,3 +157,17 @@ impl DeleteReport {
 
 /// The port the Kubernetes API server listens on inside a control-plane node.
 pub const API_SERVER_PORT: u16 = 6443;
+
+/// The node's HTTP port: the ingress addon's controller binds host ports 80 and 443 on the
+/// control plane.
+pub const HTTP_PORT: u16 = 80;
+/// The node's HTTPS port (see [`HTTP_PORT`]).
+pub const HTTPS_PORT: u16 = 443;
+
+/// The node ports every control plane publishes on the host's `127.0.0.1`, each at a free
+/// host port picked at creation and kept for the node's life: the API server, and HTTP and
+/// HTTPS for Ingress (so it is reachable where the node network is not routable from the
+/// host, as on Docker Desktop).
+pub const CONTROL_PLANE_PORTS: [u16; 3] = [API_SERVER_PORT, HTTP_PORT, HTTPS_PORT];
+// Drivers rely on the API server coming first.
+const _: () = assert!(CONTROL_PLANE_PORTS[0] == API_SERVER_PORT);

@@ -18,10 +18,10 @@ use bollard::query_parameters::{
 };
 use futures_util::StreamExt;
 use minik_driver_api::{
-    API_SERVER_PORT, ClusterRequest, DeleteReport, Driver, DriverError, EngineInfo, HostState,
-    NodeInfo, NodeSpec, Observer, Role, labels,
+    API_SERVER_PORT, CONTROL_PLANE_PORTS, ClusterRequest, DeleteReport, Driver, DriverError,
+    EngineInfo, HostState, NodeInfo, NodeSpec, Observer, Role, labels,
 };
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::path::Path;
 use std::sync::Arc;
@@ -58,7 +58,8 @@ const PORT_ATTEMPTS: usize = 3;
 ///   stop signal `SIGRTMIN+3` (systemd's halt); tmpfs `/run` and `/tmp`; a labelled volume
 ///   `<node>-var` at `/var`; `/lib/modules` read-only when the host has it.
 /// - A static IP `x.y.z.(2+index)` on network `<profile>`, so addresses survive stop/start.
-/// - Control planes publish 6443/tcp on `127.0.0.1:<port>`, the port picked by binding
+/// - Control planes publish 6443/tcp, 80/tcp and 443/tcp ([`CONTROL_PLANE_PORTS`]: the API
+///   server and Ingress) on `127.0.0.1:<port>`, each port picked by binding
 ///   `127.0.0.1:0` first (as kind) so that the binding is recorded and stays the same across
 ///   stop/start (an empty host port lets the engine pick again on every start).
 /// - Restart policy `unless-stopped` (docker): a node that was running when the engine or the
@@ -87,7 +88,7 @@ pub struct DockerDriver {
 enum StartFailure {
     /// The engine refused `--privileged` (runc could not apply the capabilities).
     PrivilegeRefused(String),
-    /// The picked API host port was taken before the container started.
+    /// A picked host port was taken before the container started.
     PortTaken,
     Other(DriverError),
 }
@@ -194,7 +195,7 @@ impl DockerDriver {
         node: &NodeSpec,
         ip: Ipv4Addr,
         volume: &str,
-        api_port: Option<u16>,
+        published: &BTreeMap<u16, u16>,
     ) -> ContainerCreateBody {
         let flavor = self.engine.flavor();
         let net = network_name(&cluster.profile).to_string();
@@ -208,15 +209,19 @@ impl DockerDriver {
         let memory_bytes = cluster
             .memory_mib
             .map(|m| i64::try_from(m.saturating_mul(1024 * 1024)).unwrap_or(i64::MAX));
-        let api = format!("{API_SERVER_PORT}/tcp");
-        let port_bindings = api_port.map(|port| {
-            HashMap::from([(
-                api.clone(),
-                Some(vec![PortBinding {
-                    host_ip: Some("127.0.0.1".into()),
-                    host_port: Some(port.to_string()),
-                }]),
-            )])
+        let port_bindings = (!published.is_empty()).then(|| {
+            published
+                .iter()
+                .map(|(node_port, host_port)| {
+                    (
+                        format!("{node_port}/tcp"),
+                        Some(vec![PortBinding {
+                            host_ip: Some("127.0.0.1".into()),
+                            host_port: Some(host_port.to_string()),
+                        }]),
+                    )
+                })
+                .collect::<HashMap<_, _>>()
         });
         let host_config = HostConfig {
             binds: Some(binds),
@@ -255,7 +260,8 @@ impl DockerDriver {
             env: Some(env),
             labels: Some(node_labels(&cluster.profile, node)),
             stop_signal: Some(STOP_SIGNAL.into()),
-            exposed_ports: api_port.map(|_| vec![api]),
+            exposed_ports: (!published.is_empty())
+                .then(|| published.keys().map(|p| format!("{p}/tcp")).collect()),
             host_config: Some(host_config),
             networking_config: Some(NetworkingConfig {
                 endpoints_config: Some(HashMap::from([(net, endpoint)])),
@@ -277,11 +283,14 @@ impl DockerDriver {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let api_port = match node.role {
-                Role::ControlPlane => Some(free_local_port()?),
-                Role::Worker => None,
+            let published: BTreeMap<u16, u16> = match node.role {
+                Role::ControlPlane => CONTROL_PLANE_PORTS
+                    .into_iter()
+                    .zip(free_local_ports(CONTROL_PLANE_PORTS.len())?)
+                    .collect(),
+                Role::Worker => BTreeMap::new(),
             };
-            let mut body = self.node_config(cluster, node, ip, volume, api_port);
+            let mut body = self.node_config(cluster, node, ip, volume, &published);
             if let Some(host) = body.host_config.as_mut() {
                 profile.apply(host);
             }
@@ -291,12 +300,12 @@ impl DockerDriver {
             }
             match self.try_create_and_start(node, body, profile).await {
                 Err(StartFailure::PortTaken) if attempt < PORT_ATTEMPTS => {
-                    tracing::debug!(node = %node.name, ?api_port, "API host port taken meanwhile, picking another");
+                    tracing::debug!(node = %node.name, ?published, "a picked host port was taken meanwhile, picking others");
                 }
                 Err(StartFailure::PortTaken) => {
                     return Err(StartFailure::Other(DriverError::engine(
                         format!("start node {}", node.name),
-                        "the picked API server host port was taken by another program, three times",
+                        "a picked host port was taken by another program, three times",
                     )));
                 }
                 other => return other,
@@ -416,12 +425,7 @@ impl DockerDriver {
         profile: &str,
     ) -> Result<Vec<(String, bool)>, DriverError> {
         let docker = self.engine.ready().await?;
-        let options = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&profile_filter(Some(profile)))
-            .build();
-        let containers = docker
-            .list_containers(Some(options))
+        let containers = list_containers_tolerant(docker, &profile_filter(Some(profile)))
             .await
             .map_err(|e| self.engine.error("list nodes", e))?;
         Ok(containers
@@ -492,7 +496,7 @@ impl Driver for DockerDriver {
                 DriverError::engine(format!("start node {}", node.name), m)
             }
             StartFailure::PortTaken => {
-                DriverError::engine(format!("start node {}", node.name), "API port taken")
+                DriverError::engine(format!("start node {}", node.name), "host port taken")
             }
         };
         if let Some(profile) = fixed {
@@ -759,13 +763,7 @@ impl Driver for DockerDriver {
     async fn list_profiles(&self) -> Result<Vec<String>, DriverError> {
         let docker = self.engine.ready().await?;
         let filter = profile_filter(None);
-        let containers = docker
-            .list_containers(Some(
-                ListContainersOptionsBuilder::default()
-                    .all(true)
-                    .filters(&filter)
-                    .build(),
-            ))
+        let containers = list_containers_tolerant(docker, &filter)
             .await
             .map_err(|e| self.engine.error("list nodes", e))?;
         let volumes = docker
@@ -819,14 +817,54 @@ fn node_labels(profile: &str, node: &NodeSpec) -> HashMap<String, String> {
 }
 
 /// A free TCP port on 127.0.0.1 right now (the listener is closed again at once).
-fn free_local_port() -> Result<u16, DriverError> {
-    let listener = std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .map_err(|e| DriverError::io("pick a free port for the API server", e))?;
-    let port = listener
-        .local_addr()
-        .map_err(|e| DriverError::io("pick a free port for the API server", e))?
-        .port();
-    Ok(port)
+/// Lists every container (any state) matching `filters`. podman 4's Docker-compatible API
+/// reports a container that has stopped but whose cleanup has not run yet with the state
+/// `stopped`, which is not in the Docker API's list of states, so bollard cannot read the
+/// answer; that state lasts a moment (until conmon's cleanup), so the listing is retried for
+/// a few seconds before the error is reported.
+async fn list_containers_tolerant(
+    docker: &bollard::Docker,
+    filters: &HashMap<String, Vec<String>>,
+) -> Result<Vec<bollard::models::ContainerSummary>, bollard::errors::Error> {
+    const ATTEMPTS: u32 = 40;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let options = ListContainersOptionsBuilder::default()
+            .all(true)
+            .filters(filters)
+            .build();
+        match docker.list_containers(Some(options)).await {
+            Err(e) if attempt < ATTEMPTS && is_unknown_state(&e) => {
+                tracing::debug!(error = %e, "a container is in a state bollard does not know; listing again");
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Whether the engine's answer could not be read because of a state outside the Docker API's
+/// enumeration (podman's transient `stopped`).
+fn is_unknown_state(e: &bollard::errors::Error) -> bool {
+    is_unknown_state_message(&e.to_string())
+}
+
+fn is_unknown_state_message(message: &str) -> bool {
+    message.contains("unknown variant `stopped`")
+}
+
+fn free_local_ports(n: usize) -> Result<Vec<u16>, DriverError> {
+    // All listeners are held until every port is known, so the ports differ.
+    let listeners = (0..n)
+        .map(|_| std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| DriverError::io("pick free host ports to publish", e))?;
+    listeners
+        .iter()
+        .map(|l| l.local_addr().map(|a| a.port()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| DriverError::io("pick free host ports to publish", e))
 }
 
 /// The useful tail of runc's refusal ("unable to apply caps: operation not permitted").
@@ -891,7 +929,8 @@ fn node_info(c: &ContainerInspectResponse, profile: &str) -> Option<NodeInfo> {
         index,
         state: host_state,
         ip,
-        api_port: api_port(c),
+        api_port: published_ports(c).get(&API_SERVER_PORT).copied(),
+        ports: published_ports(c),
         detail,
     })
 }
@@ -937,25 +976,37 @@ pub(crate) fn host_state_of(c: &ContainerInspectResponse) -> HostState {
     state_and_detail(c).0
 }
 
-/// The host port of 6443/tcp: from the recorded bindings (known while stopped), else from the
-/// live port map.
-fn api_port(c: &ContainerInspectResponse) -> Option<u16> {
-    let key = format!("{API_SERVER_PORT}/tcp");
-    let from = |map: Option<&bollard::models::PortMap>| {
-        map?.get(&key)?.as_ref()?.iter().find_map(|b| {
-            b.host_port
-                .as_deref()?
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p != 0)
-        })
+/// The published TCP ports (node port → host port): from the recorded bindings (known while
+/// stopped), else from the live port map.
+fn published_ports(c: &ContainerInspectResponse) -> BTreeMap<u16, u16> {
+    let from = |map: Option<&bollard::models::PortMap>| -> BTreeMap<u16, u16> {
+        let Some(map) = map else {
+            return BTreeMap::new();
+        };
+        map.iter()
+            .filter_map(|(key, bindings)| {
+                let node_port = key.strip_suffix("/tcp")?.parse::<u16>().ok()?;
+                let host_port = bindings.as_ref()?.iter().find_map(|b| {
+                    b.host_port
+                        .as_deref()?
+                        .parse::<u16>()
+                        .ok()
+                        .filter(|p| *p != 0)
+                })?;
+                Some((node_port, host_port))
+            })
+            .collect()
     };
-    from(
+    let recorded = from(
         c.host_config
             .as_ref()
             .and_then(|h| h.port_bindings.as_ref()),
-    )
-    .or_else(|| from(c.network_settings.as_ref().and_then(|n| n.ports.as_ref())))
+    );
+    if recorded.is_empty() {
+        from(c.network_settings.as_ref().and_then(|n| n.ports.as_ref()))
+    } else {
+        recorded
+    }
 }
 
 #[cfg(test)]
@@ -1031,6 +1082,7 @@ mod tests {
             ("p-m02", Role::Worker, 1)
         );
         assert_eq!(info.api_port, Some(41234));
+        assert_eq!(info.ports, BTreeMap::from([(6443, 41234)]));
         assert_eq!(info.ip.as_deref(), Some("192.168.49.3"));
         assert!(
             node_info(
@@ -1052,7 +1104,23 @@ mod tests {
     }
 
     #[test]
-    fn picks_a_port() {
-        assert!(free_local_port().unwrap() > 0);
+    fn picks_distinct_ports() {
+        let ports = free_local_ports(3).unwrap();
+        assert_eq!(ports.len(), 3);
+        assert!(ports.iter().all(|p| *p > 0));
+        assert_eq!(ports.iter().collect::<BTreeSet<_>>().len(), 3, "{ports:?}");
+    }
+
+    #[test]
+    fn podmans_transient_stopped_state_is_recognised() {
+        // What bollard said to podman 4.3's listing in CI.
+        assert!(is_unknown_state_message(
+            "Failed to deserialize JSON: unknown variant `stopped`, expected one of ``, \
+             `created`, `running`, `paused`, `restarting`, `exited`, `removing`, `dead`, \
+             `stopping` at line 1 column 491"
+        ));
+        assert!(!is_unknown_state_message(
+            "Failed to deserialize JSON: expected value at line 1 column 1"
+        ));
     }
 }

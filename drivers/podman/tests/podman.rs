@@ -76,6 +76,31 @@ fn profile(tag: &str) -> String {
     )
 }
 
+/// Deletes a profile's nodes, volumes and network when dropped, so a failing test leaves
+/// nothing behind in podman.
+struct ProfileGuard(String);
+
+impl Drop for ProfileGuard {
+    fn drop(&mut self) {
+        let profile = self.0.clone();
+        // Drop cannot await; a fresh runtime on its own thread does the cleanup.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(d) = PodmanDriver::connect()
+                    && let Err(e) = d.delete_profile(&profile).await
+                {
+                    eprintln!("cleanup of profile {profile} failed: {e}");
+                }
+            });
+        })
+        .join();
+    }
+}
+
 fn request(profile: &str) -> ClusterRequest {
     ClusterRequest {
         profile: profile.to_string(),
@@ -134,6 +159,7 @@ async fn node_lifecycle_with_podman_options() {
     let d = driver().await;
     test_image(&d).await;
     let p = profile("life");
+    let _guard = ProfileGuard(p.clone());
     let cluster = request(&p);
     let n = node(&p, 0, Role::ControlPlane);
     d.prepare(&cluster).await.unwrap();
@@ -229,6 +255,7 @@ async fn capability_fallback_leaves_proc_sys_writable() {
         .with_security_mode(SecurityMode::Capabilities);
     test_image(&d).await;
     let p = profile("caps");
+    let _guard = ProfileGuard(p.clone());
     let cluster = request(&p);
     d.create_node(&cluster, &node(&p, 0, Role::ControlPlane), &NullObserver)
         .await

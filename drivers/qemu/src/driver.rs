@@ -11,8 +11,8 @@ use crate::qmp::{self, Qmp, QmpError};
 use crate::ssh::{self, SshTarget};
 use crate::vm::{self, Arch, VmSpec};
 use minik_driver_api::{
-    ClusterRequest, DeleteReport, Driver, DriverError, EngineInfo, ExecRequest, HostState,
-    NodeInfo, NodeSpec, Observer, Role, Runner,
+    API_SERVER_PORT, CONTROL_PLANE_PORTS, ClusterRequest, DeleteReport, Driver, DriverError,
+    EngineInfo, ExecRequest, HostState, NodeInfo, NodeSpec, Observer, Role, Runner,
 };
 use minik_driver_docker::DockerDriver;
 use std::net::{Ipv4Addr, TcpListener};
@@ -299,6 +299,21 @@ impl QemuDriver {
                 config.ssh_port = free_ports(1)?[0];
                 config.save(&node.config())?;
             }
+            // HTTP/HTTPS forwards move too, with a note (nothing outside minik records them).
+            let taken: Vec<u16> = config
+                .published
+                .iter()
+                .filter(|(_, host)| !port_is_free(**host))
+                .map(|(guest, _)| *guest)
+                .collect();
+            if !taken.is_empty() {
+                let fresh = free_ports(taken.len())?;
+                for (guest, host) in taken.into_iter().zip(fresh) {
+                    tracing::info!(node = %config.name, guest, host, "forwarded host port was taken, moved");
+                    config.published.insert(guest, host);
+                }
+                config.save(&node.config())?;
+            }
             if let Some(api) = config.api_port
                 && !port_is_free(api)
             {
@@ -320,6 +335,7 @@ impl QemuDriver {
                 disk: &node.disk(),
                 ssh_port: config.ssh_port,
                 api_port: config.api_port,
+                forwards: &config.published,
                 mac_user: &config.mac_user,
                 mac_segment: &config.mac_segment,
                 segment_group: segment.group,
@@ -762,8 +778,9 @@ impl Driver for QemuDriver {
                 format!("node index {} is outside the segment", node.index),
             )
         })?;
+        // SSH, then on control planes every port of CONTROL_PLANE_PORTS (API server first).
         let ports = free_ports(if node.role == Role::ControlPlane {
-            2
+            1 + CONTROL_PLANE_PORTS.len()
         } else {
             1
         })?;
@@ -780,6 +797,12 @@ impl Driver for QemuDriver {
             memory_mib: cluster.memory_mib.unwrap_or(DEFAULT_MEMORY_MIB),
             ssh_port: ports[0],
             api_port: ports.get(1).copied(),
+            published: CONTROL_PLANE_PORTS
+                .iter()
+                .skip(1)
+                .copied()
+                .zip(ports.iter().skip(2).copied())
+                .collect(),
             mac_user: random_mac(),
             mac_segment: random_mac(),
             ip,
@@ -960,6 +983,12 @@ impl Driver for QemuDriver {
                     )
                     .then(|| c.ip.to_string()),
                     api_port: c.api_port,
+                    ports: c
+                        .api_port
+                        .map(|p| (API_SERVER_PORT, p))
+                        .into_iter()
+                        .chain(c.published.iter().map(|(g, h)| (*g, *h)))
+                        .collect(),
                     state,
                     detail,
                 },
@@ -970,6 +999,7 @@ impl Driver for QemuDriver {
                     state: HostState::Error,
                     ip: None,
                     api_port: None,
+                    ports: Default::default(),
                     detail: Some("node.json is missing or unreadable".into()),
                 },
             };

@@ -22,6 +22,7 @@
 
 use minik_driver_api::{DriverError, Role};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -329,6 +330,10 @@ pub struct NodeConfig {
     pub ssh_port: u16,
     /// Host port (127.0.0.1) forwarded to the VM's API server port, on control planes.
     pub api_port: Option<u16>,
+    /// Other forwarded ports, node port → host port (127.0.0.1): HTTP and HTTPS on control
+    /// planes ([`minik_driver_api::CONTROL_PLANE_PORTS`]).
+    #[serde(default)]
+    pub published: BTreeMap<u16, u16>,
     /// MAC of the user-mode NIC.
     pub mac_user: String,
     /// MAC of the NIC on the profile's segment.
@@ -443,6 +448,7 @@ mod tests {
             memory_mib: 2048,
             ssh_port: 40001,
             api_port: Some(40002),
+            published: BTreeMap::from([(80, 40003), (443, 40004)]),
             mac_user: "52:54:00:00:00:01".into(),
             mac_segment: "52:54:00:00:00:02".into(),
             ip: Ipv4Addr::new(192, 168, 105, 2),

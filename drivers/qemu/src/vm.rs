@@ -6,6 +6,7 @@
 //! `minik.*` parameters from `/proc/cmdline` on every boot, and the SSH host key from fw_cfg.
 
 use crate::accel::Accel;
+use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::Path;
 
@@ -108,6 +109,8 @@ pub struct VmSpec<'a> {
     pub ssh_port: u16,
     /// Host port on 127.0.0.1 for the guest's API server port.
     pub api_port: Option<u16>,
+    /// Other guest ports forwarded from 127.0.0.1: guest port → host port.
+    pub forwards: &'a BTreeMap<u16, u16>,
     /// MAC of the user-mode NIC.
     pub mac_user: &'a str,
     /// MAC of the segment NIC.
@@ -227,6 +230,9 @@ pub fn qemu_args(spec: &VmSpec<'_>) -> Result<Vec<String>, SpecError> {
     if let Some(api) = spec.api_port {
         hostfwd.push_str(&format!(",hostfwd=tcp:127.0.0.1:{api}-:{API_SERVER_PORT}"));
     }
+    for (guest, host) in spec.forwards {
+        hostfwd.push_str(&format!(",hostfwd=tcp:127.0.0.1:{host}-:{guest}"));
+    }
     let cmdline = kernel_cmdline(spec)?;
     let mut args: Vec<String> = Vec::new();
     let mut push = |a: &str, b: String| {
@@ -309,6 +315,8 @@ pub fn qemu_args(spec: &VmSpec<'_>) -> Result<Vec<String>, SpecError> {
 mod tests {
     use super::*;
 
+    static NO_FORWARDS: BTreeMap<u16, u16> = BTreeMap::new();
+
     fn spec<'a>() -> VmSpec<'a> {
         VmSpec {
             name: "p-m02",
@@ -321,6 +329,7 @@ mod tests {
             disk: Path::new("/h/odd,dir/disk.qcow2"),
             ssh_port: 41001,
             api_port: None,
+            forwards: &NO_FORWARDS,
             mac_user: "52:54:00:01:02:03",
             mac_segment: "52:54:00:04:05:06",
             segment_group: Ipv4Addr::new(239, 7, 8, 9),
@@ -426,11 +435,15 @@ mod tests {
     fn control_planes_forward_the_api_server_and_kvm_uses_the_host_cpu() {
         let mut s = spec();
         s.api_port = Some(41002);
+        let forwards = BTreeMap::from([(80, 41003), (443, 41004)]);
+        s.forwards = &forwards;
         s.accel = Accel::Kvm;
         let args = qemu_args(&s).unwrap();
         assert!(
-            values(&args, "-netdev")[0]
-                .ends_with("hostfwd=tcp:127.0.0.1:41001-:22,hostfwd=tcp:127.0.0.1:41002-:6443"),
+            values(&args, "-netdev")[0].ends_with(
+                "hostfwd=tcp:127.0.0.1:41001-:22,hostfwd=tcp:127.0.0.1:41002-:6443,\
+                 hostfwd=tcp:127.0.0.1:41003-:80,hostfwd=tcp:127.0.0.1:41004-:443"
+            ),
             "{args:?}"
         );
         assert_eq!(values(&args, "-cpu"), ["host"]);
