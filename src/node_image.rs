@@ -1,7 +1,7 @@
 //! The node image: its build context (embedded from node-image/ at compile time), its default
 //! tag, and building it through the engine's API.
 
-use sha2::{Digest, Sha256};
+use minik_driver_docker::context;
 
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/node_image_files.rs"));
@@ -17,15 +17,7 @@ pub fn files() -> &'static [(&'static str, &'static [u8], u32)] {
 
 /// A short hash of the recipe, so a changed recipe gets a new tag instead of a stale image.
 pub fn recipe_hash() -> String {
-    let mut h = Sha256::new();
-    for (path, bytes, mode) in files() {
-        h.update(path.as_bytes());
-        h.update([0]);
-        h.update(mode.to_le_bytes());
-        h.update((bytes.len() as u64).to_le_bytes());
-        h.update(bytes);
-    }
-    hex::encode(h.finalize())[..12].to_string()
+    context::recipe_hash(files())
 }
 
 /// The default tag for a Kubernetes version (`none` for no Kubernetes).
@@ -36,25 +28,7 @@ pub fn default_tag(kubernetes_version: &str) -> String {
 /// A tar of the build context. `extra` files (e.g. Kubernetes binaries) are added under
 /// their given paths and replace embedded files of the same path.
 pub fn context_tar(extra: &[(String, Vec<u8>, u32)]) -> std::io::Result<Vec<u8>> {
-    let mut builder = tar::Builder::new(Vec::new());
-    let mut add = |path: &str, bytes: &[u8], mode: u32| -> std::io::Result<()> {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(bytes.len() as u64);
-        header.set_mode(mode);
-        header.set_mtime(0);
-        header.set_entry_type(tar::EntryType::Regular);
-        builder.append_data(&mut header, path, bytes)
-    };
-    for (path, bytes, mode) in files() {
-        if extra.iter().any(|(p, _, _)| p == path) {
-            continue;
-        }
-        add(path, bytes, *mode)?;
-    }
-    for (path, bytes, mode) in extra {
-        add(path, bytes, *mode)?;
-    }
-    builder.into_inner()
+    context::context_tar(files(), extra)
 }
 
 #[cfg(test)]

@@ -15,7 +15,9 @@ pub mod runner;
 pub mod types;
 
 pub use error::DriverError;
-pub use runner::{ExecRequest, Output, Runner, StdinSource};
+pub use runner::{
+    ExecRequest, Output, Runner, StdinSource, check_copy_path, copy_by_exec, read_by_exec,
+};
 pub use types::*;
 
 use std::future::Future;

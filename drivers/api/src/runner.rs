@@ -160,3 +160,61 @@ pub trait Runner: Send + Sync {
     /// Reads a whole file from the node.
     fn read_file(&self, path: &str) -> impl Future<Output = Result<Vec<u8>, DriverError>> + Send;
 }
+
+/// Checks a [`Runner::copy_to`] destination: an absolute file path without `..` components.
+pub fn check_copy_path(node: &str, path: &str) -> Result<(), DriverError> {
+    if !path.starts_with('/') || path.ends_with('/') || path.split('/').any(|c| c == "..") {
+        return Err(DriverError::Exec {
+            node: node.to_string(),
+            detail: format!("copy to {path:?}: the path must be an absolute file path without .."),
+        });
+    }
+    Ok(())
+}
+
+/// [`Runner::copy_to`] over [`Runner::exec`], for runners without a file API (SSH) or paths
+/// it cannot reach: `sh` writes the contents from stdin into a temporary file next to `path`
+/// (creating the parents), then `chmod` and `mv`, so readers never see half a file.
+pub async fn copy_by_exec<R: Runner + ?Sized>(
+    runner: &R,
+    path: &str,
+    contents: &[u8],
+    mode: u32,
+) -> Result<(), DriverError> {
+    check_copy_path(runner.node(), path)?;
+    const SCRIPT: &str = r#"set -e
+mkdir -p "$(dirname "$1")"
+t=$(mktemp "$1.minik.XXXXXX")
+trap 'rm -f "$t"' EXIT
+cat >"$t"
+chmod "$2" "$t"
+mv -f "$t" "$1""#;
+    let mode = format!("{:o}", mode & 0o7777);
+    let request =
+        ExecRequest::new(["sh", "-c", SCRIPT, "sh", path, mode.as_str()]).stdin_bytes(contents);
+    let out = runner.exec(request).await?;
+    if out.success() {
+        Ok(())
+    } else {
+        Err(DriverError::Exec {
+            node: runner.node().to_string(),
+            detail: format!("write {path}: {}", out.last_error_line()),
+        })
+    }
+}
+
+/// [`Runner::read_file`] over [`Runner::exec`] (`cat`).
+pub async fn read_by_exec<R: Runner + ?Sized>(
+    runner: &R,
+    path: &str,
+) -> Result<Vec<u8>, DriverError> {
+    let out = runner.exec(ExecRequest::new(["cat", "--", path])).await?;
+    if out.success() {
+        Ok(out.stdout)
+    } else {
+        Err(DriverError::Exec {
+            node: runner.node().to_string(),
+            detail: format!("read {path}: {}", out.last_error_line()),
+        })
+    }
+}

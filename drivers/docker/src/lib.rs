@@ -13,6 +13,7 @@
 
 #![warn(missing_docs)]
 
+pub mod context;
 mod driver;
 mod engine;
 mod image;

@@ -9,7 +9,9 @@ use bollard::exec::{StartExecOptions, StartExecResults};
 use bollard::models::ExecConfig;
 use bollard::query_parameters::{ResizeExecOptionsBuilder, UploadToContainerOptionsBuilder};
 use futures_util::StreamExt;
-use minik_driver_api::{DriverError, ExecRequest, Runner, StdinSource};
+use minik_driver_api::{
+    DriverError, ExecRequest, Runner, StdinSource, check_copy_path, copy_by_exec, read_by_exec,
+};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -204,34 +206,6 @@ impl DockerRunner {
         }
         self.exit_code(&exec.id).await
     }
-
-    /// Writes a file with a `sh` one-liner fed on stdin: for paths the archive API cannot reach.
-    async fn copy_by_exec(
-        &self,
-        path: &str,
-        contents: &[u8],
-        mode: u32,
-    ) -> Result<(), DriverError> {
-        const SCRIPT: &str = r#"set -e
-mkdir -p "$(dirname "$1")"
-t=$(mktemp "$1.minik.XXXXXX")
-trap 'rm -f "$t"' EXIT
-cat >"$t"
-chmod "$2" "$t"
-mv -f "$t" "$1""#;
-        let mode = format!("{:o}", mode & 0o7777);
-        let request =
-            ExecRequest::new(["sh", "-c", SCRIPT, "sh", path, mode.as_str()]).stdin_bytes(contents);
-        let out = self.exec(request).await?;
-        if out.success() {
-            Ok(())
-        } else {
-            Err(DriverError::Exec {
-                node: self.node.clone(),
-                detail: format!("write {path}: {}", out.last_error_line()),
-            })
-        }
-    }
 }
 
 /// Copies `stdin` into the command's input, then closes the input so the command sees EOF.
@@ -316,16 +290,9 @@ impl Runner for DockerRunner {
     /// Writes the file through the archive API (parents are created, owned by root, mode
     /// 0755), or for paths under the node's tmpfs mounts with `sh`, `mkdir -p`, `cat` and `mv`.
     async fn copy_to(&self, path: &str, contents: &[u8], mode: u32) -> Result<(), DriverError> {
-        if !path.starts_with('/') || path.ends_with('/') || path.split('/').any(|c| c == "..") {
-            return Err(DriverError::Exec {
-                node: self.node.clone(),
-                detail: format!(
-                    "copy to {path:?}: the path must be an absolute file path without .."
-                ),
-            });
-        }
+        check_copy_path(&self.node, path)?;
         if outside_archive_view(path) {
-            return self.copy_by_exec(path, contents, mode).await;
+            return copy_by_exec(self, path, contents, mode).await;
         }
         let docker = self.engine.ready().await?;
         let archive = single_file_tar(path, contents, mode)
@@ -361,15 +328,7 @@ impl Runner for DockerRunner {
     /// Reads the file with `cat` in the node, which sees the node's real view (tmpfs mounts,
     /// `/proc`, symlinks), unlike the archive API.
     async fn read_file(&self, path: &str) -> Result<Vec<u8>, DriverError> {
-        let out = self.exec(ExecRequest::new(["cat", "--", path])).await?;
-        if out.success() {
-            Ok(out.stdout)
-        } else {
-            Err(DriverError::Exec {
-                node: self.node.clone(),
-                detail: format!("read {path}: {}", out.last_error_line()),
-            })
-        }
+        read_by_exec(self, path).await
     }
 }
 

@@ -240,6 +240,10 @@ pub fn ensure_service(socket: &Path) -> Result<Service, DriverError> {
         .stderr(log_err)
         // Its own process group: a Ctrl-C meant for minik must not stop the engine.
         .process_group(0)
+        // It outlives minik: a working directory that is deleted later (a CI checkout, a
+        // temporary directory) would break every container it starts afterwards ("write
+        // child: broken pipe"), so it runs from the root.
+        .current_dir("/")
         .spawn()
         .map_err(|e| unreachable(format!("cannot run {}: {e}", podman.display())))?;
     let pid = child.id();

@@ -22,7 +22,7 @@ use bollard::query_parameters::{
 };
 use futures_util::TryStreamExt;
 use minik_driver_api::DriverError;
-use minik_driver_docker::DockerDriver;
+use minik_driver_docker::{DockerDriver, context};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -45,15 +45,7 @@ pub fn recipe_files() -> &'static [(&'static str, &'static [u8], u32)] {
 
 /// A short hash of the VM layer recipe.
 pub fn recipe_hash() -> String {
-    let mut h = Sha256::new();
-    for (path, bytes, mode) in recipe_files() {
-        h.update(path.as_bytes());
-        h.update([0]);
-        h.update(mode.to_le_bytes());
-        h.update((bytes.len() as u64).to_le_bytes());
-        h.update(bytes);
-    }
-    hex::encode(h.finalize())[..12].to_string()
+    context::recipe_hash(recipe_files())
 }
 
 /// The cache directory name of the base disk made from node image `image` with this recipe:
@@ -88,16 +80,7 @@ fn disk_prefix(image: &str) -> String {
 
 /// A tar of the VM layer's build context.
 pub fn context_tar() -> std::io::Result<Vec<u8>> {
-    let mut builder = tar::Builder::new(Vec::new());
-    for (path, bytes, mode) in recipe_files() {
-        let mut header = tar::Header::new_gnu();
-        header.set_size(bytes.len() as u64);
-        header.set_mode(*mode);
-        header.set_mtime(0);
-        header.set_entry_type(tar::EntryType::Regular);
-        builder.append_data(&mut header, path, *bytes)?;
-    }
-    builder.into_inner()
+    context::context_tar(recipe_files(), &[])
 }
 
 /// Where a base disk came from (`source.json` next to it).

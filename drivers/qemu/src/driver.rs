@@ -12,7 +12,8 @@ use crate::ssh::{self, SshTarget};
 use crate::vm::{self, Arch, VmSpec};
 use minik_driver_api::{
     API_SERVER_PORT, CONTROL_PLANE_PORTS, ClusterRequest, DeleteReport, Driver, DriverError,
-    EngineInfo, ExecRequest, HostState, NodeInfo, NodeSpec, Observer, Role, Runner,
+    EngineInfo, ExecRequest, HostState, NodeInfo, NodeSpec, Observer, Role, Runner, copy_by_exec,
+    read_by_exec,
 };
 use minik_driver_docker::DockerDriver;
 use std::net::{Ipv4Addr, TcpListener};
@@ -1148,48 +1149,13 @@ impl Runner for SshRunner {
         self.exec_inner(request, stdout, stderr)
     }
 
-    /// Writes the file with `sh`: the contents on stdin into a temporary file next to it, then
-    /// `chmod` and `mv`, so readers never see half a file.
+    /// Writes the file with `sh` over SSH ([`copy_by_exec`]): never half a file.
     async fn copy_to(&self, path: &str, contents: &[u8], mode: u32) -> Result<(), DriverError> {
-        if !path.starts_with('/') || path.ends_with('/') || path.split('/').any(|c| c == "..") {
-            return Err(DriverError::Exec {
-                node: self.node.clone(),
-                detail: format!(
-                    "copy to {path:?}: the path must be an absolute file path without .."
-                ),
-            });
-        }
-        const SCRIPT: &str = r#"set -e
-mkdir -p "$(dirname "$1")"
-t=$(mktemp "$1.minik.XXXXXX")
-trap 'rm -f "$t"' EXIT
-cat >"$t"
-chmod "$2" "$t"
-mv -f "$t" "$1""#;
-        let mode = format!("{:o}", mode & 0o7777);
-        let request =
-            ExecRequest::new(["sh", "-c", SCRIPT, "sh", path, mode.as_str()]).stdin_bytes(contents);
-        let out = self.exec(request).await?;
-        if out.success() {
-            Ok(())
-        } else {
-            Err(DriverError::Exec {
-                node: self.node.clone(),
-                detail: format!("write {path}: {}", out.last_error_line()),
-            })
-        }
+        copy_by_exec(self, path, contents, mode).await
     }
 
     async fn read_file(&self, path: &str) -> Result<Vec<u8>, DriverError> {
-        let out = self.exec(ExecRequest::new(["cat", "--", path])).await?;
-        if out.success() {
-            Ok(out.stdout)
-        } else {
-            Err(DriverError::Exec {
-                node: self.node.clone(),
-                detail: format!("read {path}: {}", out.last_error_line()),
-            })
-        }
+        read_by_exec(self, path).await
     }
 }
 
