@@ -378,7 +378,7 @@ impl DockerDriver {
 
     async fn inspect_node(&self, node: &str) -> Result<ContainerInspectResponse, DriverError> {
         let docker = self.engine.ready().await?;
-        match docker.inspect_container(node, None).await {
+        match tolerating_stopped(|| docker.inspect_container(node, None)).await {
             Ok(c) if is_minik_container(&c) => Ok(c),
             Ok(_) => Err(DriverError::NodeNotFound {
                 node: node.to_string(),
@@ -817,26 +817,39 @@ fn node_labels(profile: &str, node: &NodeSpec) -> HashMap<String, String> {
 }
 
 /// A free TCP port on 127.0.0.1 right now (the listener is closed again at once).
-/// Lists every container (any state) matching `filters`. podman 4's Docker-compatible API
-/// reports a container that has stopped but whose cleanup has not run yet with the state
-/// `stopped`, which is not in the Docker API's list of states, so bollard cannot read the
-/// answer; that state lasts a moment (until conmon's cleanup), so the listing is retried for
-/// a few seconds before the error is reported.
+/// Lists every container (any state) matching `filters` (see [`tolerating_stopped`]).
 async fn list_containers_tolerant(
     docker: &bollard::Docker,
     filters: &HashMap<String, Vec<String>>,
 ) -> Result<Vec<bollard::models::ContainerSummary>, bollard::errors::Error> {
-    const ATTEMPTS: u32 = 40;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
+    tolerating_stopped(|| {
         let options = ListContainersOptionsBuilder::default()
             .all(true)
             .filters(filters)
             .build();
-        match docker.list_containers(Some(options)).await {
+        docker.list_containers(Some(options))
+    })
+    .await
+}
+
+/// Runs an engine call that reads container states again while the answer holds podman's
+/// `stopped`. podman 4's Docker-compatible API reports a container that has stopped but whose
+/// cleanup has not run yet with that state (podman issues 5336 and 28359), which is not in the
+/// Docker API's list of states, so bollard cannot read the answer (bollard issue 293). The
+/// state lasts until conmon's cleanup, well under a second, so the call is repeated for up to
+/// ten seconds before the error is reported.
+async fn tolerating_stopped<T, F, Fut>(mut call: F) -> Result<T, bollard::errors::Error>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, bollard::errors::Error>>,
+{
+    const ATTEMPTS: u32 = 40;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match call().await {
             Err(e) if attempt < ATTEMPTS && is_unknown_state(&e) => {
-                tracing::debug!(error = %e, "a container is in a state bollard does not know; listing again");
+                tracing::debug!(error = %e, "a container is in podman's transient `stopped` state; asking again");
                 tokio::time::sleep(Duration::from_millis(250)).await;
             }
             other => return other,
