@@ -364,6 +364,8 @@ fn kubernetes_steps_on_real_nodes_with_stand_in_binaries() {
 #[cfg(feature = "e2e-kubernetes")]
 #[test]
 fn real_cluster_lifecycle() {
+    /// The nested-container test image (tests/make-test-image.sh), in the docker store.
+    const HELLO_IMAGE: &str = "localhost/minik-test/hello:1";
     let dir = std::env::var("MINIK_KUBERNETES_FROM").expect(
         "--features e2e-kubernetes needs MINIK_KUBERNETES_FROM=DIR with kubeadm, kubelet and kubectl (docs/kubernetes.md)",
     );
@@ -403,6 +405,78 @@ fn real_cluster_lifecycle() {
         2,
         "{nodes}"
     );
+    // A workload: an image loaded from the local store runs as a pod on the cluster, with a
+    // volume from the default StorageClass.
+    let with_stdin = |args: &[&str], input: &str| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_minik"))
+            .args(args)
+            .env("MINIK_HOME", home.path())
+            .env("KUBECONFIG", home.path().join("kubeconfig"))
+            .env("CI", "true")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    with_dir(&["image", "load", "-p", &p, HELLO_IMAGE]);
+    with_stdin(
+        &["kubectl", "-p", &p, "--", "apply", "-f", "-"],
+        &format!(
+            "apiVersion: v1
+kind: PersistentVolumeClaim
+metadata: {{name: hello-data, namespace: default}}
+spec:
+  accessModes: [ReadWriteOnce]
+  resources: {{requests: {{storage: 16Mi}}}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: hello, namespace: default}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: hello
+    image: {HELLO_IMAGE}
+    imagePullPolicy: Never
+    volumeMounts: [{{name: data, mountPath: /data}}]
+  volumes:
+  - name: data
+    persistentVolumeClaim: {{claimName: hello-data}}
+"
+        ),
+    );
+    with_dir(&[
+        "kubectl",
+        "-p",
+        &p,
+        "--",
+        "wait",
+        "--for=jsonpath={.status.phase}=Succeeded",
+        "pod/hello",
+        "--timeout=180s",
+    ]);
+    let logs = with_dir(&["kubectl", "-p", &p, "--", "logs", "hello"]);
+    assert!(logs.contains("hello from minik"), "{logs}");
+    let pvc = with_dir(&[
+        "kubectl",
+        "-p",
+        &p,
+        "--",
+        "get",
+        "pvc",
+        "hello-data",
+        "-o",
+        "jsonpath={.status.phase}",
+    ]);
+    assert_eq!(pvc.trim(), "Bound");
     with_dir(&["stop", "-p", &p]);
     with_dir(&["start", "-p", &p]);
     with_dir(&["kubectl", "-p", &p, "--", "get", "--raw", "/readyz"]);
