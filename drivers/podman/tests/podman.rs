@@ -76,30 +76,12 @@ fn profile(tag: &str) -> String {
     )
 }
 
+#[path = "../../docker/tests/common/guard.rs"]
+mod guard;
+
 /// Deletes a profile's nodes, volumes and network when dropped, so a failing test leaves
 /// nothing behind in podman.
-struct ProfileGuard(String);
-
-impl Drop for ProfileGuard {
-    fn drop(&mut self) {
-        let profile = self.0.clone();
-        // Drop cannot await; a fresh runtime on its own thread does the cleanup.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(d) = PodmanDriver::connect()
-                    && let Err(e) = d.delete_profile(&profile).await
-                {
-                    eprintln!("cleanup of profile {profile} failed: {e}");
-                }
-            });
-        })
-        .join();
-    }
-}
+type ProfileGuard = guard::ProfileGuard<PodmanDriver>;
 
 fn request(profile: &str) -> ClusterRequest {
     ClusterRequest {
@@ -159,7 +141,7 @@ async fn node_lifecycle_with_podman_options() {
     let d = driver().await;
     test_image(&d).await;
     let p = profile("life");
-    let _guard = ProfileGuard(p.clone());
+    let _guard = ProfileGuard::with(&p, PodmanDriver::connect);
     let cluster = request(&p);
     let n = node(&p, 0, Role::ControlPlane);
     d.prepare(&cluster).await.unwrap();
@@ -255,7 +237,7 @@ async fn capability_fallback_leaves_proc_sys_writable() {
         .with_security_mode(SecurityMode::Capabilities);
     test_image(&d).await;
     let p = profile("caps");
-    let _guard = ProfileGuard(p.clone());
+    let _guard = ProfileGuard::with(&p, PodmanDriver::connect);
     let cluster = request(&p);
     d.create_node(&cluster, &node(&p, 0, Role::ControlPlane), &NullObserver)
         .await

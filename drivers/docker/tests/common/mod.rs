@@ -2,6 +2,8 @@
 //! /var/run/docker.sock) and fail, not skip, when it does not answer.
 #![allow(dead_code)]
 
+mod guard;
+
 use bollard::query_parameters::{
     ListContainersOptionsBuilder, ListNetworksOptionsBuilder, ListVolumesOptionsBuilder,
 };
@@ -92,36 +94,11 @@ pub fn request(profile: &str, image: &str) -> ClusterRequest {
 }
 
 /// Deletes the profile's resources when dropped, also when the test panicked.
-pub struct ProfileGuard {
-    pub profile: String,
-}
+pub type ProfileGuard = guard::ProfileGuard<DockerDriver>;
 
 impl ProfileGuard {
     pub fn new(profile: &str) -> ProfileGuard {
-        ProfileGuard {
-            profile: profile.to_string(),
-        }
-    }
-}
-
-impl Drop for ProfileGuard {
-    fn drop(&mut self) {
-        let profile = self.profile.clone();
-        // Drop cannot await; a fresh runtime on its own thread does the cleanup.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async {
-                if let Ok(d) = DockerDriver::connect()
-                    && let Err(e) = d.delete_profile(&profile).await
-                {
-                    eprintln!("cleanup of profile {profile} failed: {e}");
-                }
-            });
-        })
-        .join();
+        ProfileGuard::with(profile, DockerDriver::connect)
     }
 }
 
