@@ -38,6 +38,8 @@ pub const SEGMENT_SUBNET: Ipv4Addr = Ipv4Addr::new(192, 168, 105, 0);
 pub const DEFAULT_SSH_TIMEOUT: Duration = Duration::from_secs(300);
 /// How long one QMP status query may take before the VM counts as not answering.
 const STATUS_TIMEOUT: Duration = Duration::from_secs(3);
+/// How often `stop` presses the ACPI power button again while the guest is still up.
+const POWERDOWN_REPEAT: Duration = Duration::from_secs(3);
 /// Environment: the accelerator (`auto`, `kvm`, `hvf`, `tcg`).
 pub const ACCEL_ENV: &str = "MINIK_QEMU_ACCEL";
 /// Environment: the qemu system emulator to run (name on PATH or path).
@@ -857,7 +859,14 @@ impl Driver for QemuDriver {
     }
 
     /// ACPI power button through QMP (`system_powerdown`; a paused VM is resumed first so it
-    /// can react), then up to `timeout` for the guest to power off, then `quit`, then SIGKILL.
+    /// can react), pressed again every few seconds, then up to `timeout` for the guest to
+    /// power off, then `quit`, then SIGKILL.
+    ///
+    /// Pressing again matters: a node is ready (SSH and containerd answer) before udev has
+    /// loaded the guest's ACPI button driver and logind watches it, and a press in that window
+    /// is lost (seen under TCG: a press 2 s before logind watched the button did nothing, and
+    /// `stop` right after `start` waited out its whole timeout).
+    /// A press during a shutdown already under way is harmless.
     async fn stop_node(&self, node: &str, timeout: Duration) -> Result<(), DriverError> {
         let (_, nf, _) = self.node(node)?;
         let Some(pid) = live_pid(&nf) else {
@@ -874,9 +883,19 @@ impl Driver for QemuDriver {
         .await;
         match asked {
             Ok(_) => {
-                if process::wait_gone(pid, timeout).await {
-                    clear_runtime_files(&nf);
-                    return Ok(());
+                let deadline = tokio::time::Instant::now() + timeout;
+                loop {
+                    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                    if process::wait_gone(pid, left.min(POWERDOWN_REPEAT)).await {
+                        clear_runtime_files(&nf);
+                        return Ok(());
+                    }
+                    if left <= POWERDOWN_REPEAT {
+                        break;
+                    }
+                    if let Err(e) = qmp::run_once(&nf.qmp(), "system_powerdown", None).await {
+                        tracing::debug!(node, error = %e, "repeating the powerdown failed");
+                    }
                 }
                 tracing::debug!(node, "no poweroff within the timeout, killing the VM");
             }
