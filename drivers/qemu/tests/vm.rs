@@ -410,14 +410,8 @@ async fn vm_runner_and_lifecycle() {
 /// The guest powered itself off (the kernel's last console line), rather than being killed.
 fn assert_powered_off(serial_log: &std::path::Path) {
     let console = std::fs::read_to_string(serial_log).unwrap_or_default();
-    let tail: String = console
-        .chars()
-        .rev()
-        .take(1500)
-        .collect::<Vec<_>>()
-        .into_iter()
-        .rev()
-        .collect();
+    let lines: Vec<&str> = console.lines().collect();
+    let tail = lines[lines.len().saturating_sub(15)..].join("\n");
     assert!(
         console.contains("reboot: Power down"),
         "the guest did not power off by itself (killed?); console tail:\n{tail}"
