@@ -408,8 +408,10 @@ pub struct NodeImageBuildArgs {
     /// Base image to build on.
     #[arg(long, default_value = "debian:trixie-slim")]
     pub base_image: String,
-    /// Where containerd and runc come from: Debian's packages, upstream static releases, or
-    /// auto (Debian's unless the Kubernetes version needs containerd 2).
+    /// Where containerd and runc come from: Debian's packages, upstream static releases, the
+    /// --kubernetes-from directory (bundle: its containerd, Debian's runc and CNI plugins), or
+    /// auto (bundle when the directory brings containerd, else Debian's unless the Kubernetes
+    /// version needs containerd 2, else upstream).
     #[arg(long, value_enum, default_value_t = ContainerdSource::Auto)]
     pub containerd_source: ContainerdSource,
     /// Engine to build with (docker or podman); default: the first that answers, as `start`.
@@ -433,6 +435,7 @@ pub enum ContainerdSource {
     Auto,
     Debian,
     Upstream,
+    Bundle,
 }
 
 impl ContainerdSource {
@@ -441,6 +444,7 @@ impl ContainerdSource {
             ContainerdSource::Auto => "auto",
             ContainerdSource::Debian => "debian",
             ContainerdSource::Upstream => "upstream",
+            ContainerdSource::Bundle => "bundle",
         }
     }
 }

@@ -38,7 +38,11 @@ impl BuildPlan {
         kubernetes_from: Option<PathBuf>,
     ) -> BuildPlan {
         let tag = node_image::default_tag(&version_label(kubernetes.as_ref()));
-        let containerd_source = resolve_containerd(ContainerdSource::Auto, kubernetes.as_ref());
+        let containerd_source = resolve_containerd(
+            ContainerdSource::Auto,
+            kubernetes.as_ref(),
+            kubernetes_from.as_deref(),
+        );
         BuildPlan {
             tag,
             kubernetes,
@@ -68,13 +72,18 @@ pub fn version_label(v: Option<&KubernetesVersion>) -> String {
     v.map(|v| v.to_string()).unwrap_or_else(|| "none".into())
 }
 
-/// `Auto` becomes Debian's containerd (1.7, works offline from registries) unless the
-/// Kubernetes version needs containerd 2, which only upstream releases provide.
+/// `Auto` becomes the bundle's containerd when the `--kubernetes-from` directory brings one,
+/// else Debian's containerd (1.7, works offline from registries) unless the Kubernetes version
+/// needs containerd 2, which then comes from upstream releases.
 pub fn resolve_containerd(
     source: ContainerdSource,
     kubernetes: Option<&KubernetesVersion>,
+    kubernetes_from: Option<&std::path::Path>,
 ) -> ContainerdSource {
     match source {
+        ContainerdSource::Auto if kubernetes_from.is_some_and(release::dir_has_containerd) => {
+            ContainerdSource::Bundle
+        }
         ContainerdSource::Auto if kubernetes.is_some_and(|v| v.requires_containerd_2()) => {
             ContainerdSource::Upstream
         }
@@ -107,7 +116,11 @@ pub async fn build(ctx: &Context, args: NodeImageBuildArgs) -> anyhow::Result<u8
             .tag
             .clone()
             .unwrap_or_else(|| node_image::default_tag(&version_label(kubernetes.as_ref()))),
-        containerd_source: resolve_containerd(args.containerd_source, kubernetes.as_ref()),
+        containerd_source: resolve_containerd(
+            args.containerd_source,
+            kubernetes.as_ref(),
+            args.kubernetes_from.as_deref(),
+        ),
         kubernetes,
         kubernetes_from: args.kubernetes_from.clone(),
         base_image: args.base_image.clone(),
@@ -448,19 +461,36 @@ mod tests {
         let old: KubernetesVersion = "v1.35.0".parse().unwrap();
         let new: KubernetesVersion = "v1.37.1".parse().unwrap();
         assert_eq!(
-            resolve_containerd(ContainerdSource::Auto, None),
+            resolve_containerd(ContainerdSource::Auto, None, None),
             ContainerdSource::Debian
         );
         assert_eq!(
-            resolve_containerd(ContainerdSource::Auto, Some(&old)),
+            resolve_containerd(ContainerdSource::Auto, Some(&old), None),
             ContainerdSource::Debian
         );
         assert_eq!(
-            resolve_containerd(ContainerdSource::Auto, Some(&new)),
+            resolve_containerd(ContainerdSource::Auto, Some(&new), None),
             ContainerdSource::Upstream
         );
         assert_eq!(
-            resolve_containerd(ContainerdSource::Debian, Some(&new)),
+            resolve_containerd(ContainerdSource::Debian, Some(&new), None),
+            ContainerdSource::Debian
+        );
+        // A directory that brings containerd wins over both.
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            resolve_containerd(ContainerdSource::Auto, Some(&new), Some(dir.path())),
+            ContainerdSource::Upstream
+        );
+        std::fs::write(dir.path().join("containerd"), "x").unwrap();
+        for v in [&old, &new] {
+            assert_eq!(
+                resolve_containerd(ContainerdSource::Auto, Some(v), Some(dir.path())),
+                ContainerdSource::Bundle
+            );
+        }
+        assert_eq!(
+            resolve_containerd(ContainerdSource::Debian, Some(&new), Some(dir.path())),
             ContainerdSource::Debian
         );
         let plan = BuildPlan::new(Some(new), None);

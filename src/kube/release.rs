@@ -12,6 +12,9 @@
 //!   DIR/kubeadm DIR/kubelet DIR/kubectl   required, Linux binaries for the node's arch,
 //!                                         executable (DIR/bin/<name> is accepted too)
 //!   DIR/crictl                            optional (or DIR/bin/crictl)
+//!   DIR/containerd DIR/containerd-shim-runc-v2 DIR/ctr
+//!                                         optional, all three or none: the node runs this
+//!                                         containerd (2.x for Kubernetes 1.36+)
 //!   DIR/VERSION                           optional, e.g. "v1.37.1"; must match the version asked for
 //!   DIR/SHA256SUMS                        optional, `sha256sum` format; when present every file it
 //!                                         lists must exist and match
@@ -40,10 +43,19 @@ pub const DEFAULT_BASE_URL: &str = "https://dl.k8s.io/release";
 pub const BINARIES: [&str; 3] = ["kubeadm", "kubelet", "kubectl"];
 
 /// Optional binaries taken from a directory when present.
-pub const OPTIONAL_BINARIES: [&str; 1] = ["crictl"];
+pub const OPTIONAL_BINARIES: [&str; 4] = ["crictl", "containerd", "containerd-shim-runc-v2", "ctr"];
+
+/// containerd's binaries: a directory that brings one must bring all (the node image then runs
+/// that containerd instead of Debian's 1.7, which Kubernetes 1.36+ no longer supports).
+pub const CONTAINERD_BINARIES: [&str; 3] = ["containerd", "containerd-shim-runc-v2", "ctr"];
+
+/// Whether a `--kubernetes-from` directory brings its own containerd.
+pub fn dir_has_containerd(dir: &Path) -> bool {
+    dir.join("containerd").exists() || dir.join("bin/containerd").exists()
+}
 
 const LAYOUT_ADVICE: &str = "--kubernetes-from DIR needs DIR/kubeadm, DIR/kubelet and DIR/kubectl (Linux binaries \
-     for the node's architecture, executable); optional: DIR/crictl, DIR/VERSION, DIR/SHA256SUMS \
+     for the node's architecture, executable); optional: DIR/crictl, DIR/containerd with DIR/containerd-shim-runc-v2 and DIR/ctr, DIR/VERSION, DIR/SHA256SUMS \
      (sha256sum format, every listed file must match), DIR/images/*.tar.";
 
 /// A Linux CPU architecture, as Kubernetes release paths spell it.
@@ -586,6 +598,18 @@ pub fn from_dir(
             mode: 0o755,
             sha256: Some(sha256),
         });
+    }
+
+    if dir_has_containerd(dir) {
+        for name in CONTAINERD_BINARIES {
+            if !files.iter().any(|f| f.path == format!("kubernetes/bin/{name}")) {
+                return Err(dir_error(format!(
+                    "the Kubernetes binaries directory {} has containerd but no {name} \
+                     (containerd, containerd-shim-runc-v2 and ctr come together)",
+                    dir.display()
+                )));
+            }
+        }
     }
 
     let images = dir.join("images");

