@@ -4,10 +4,10 @@
 //! directory, as far as it goes without real binaries — stand-in executables, real checksum
 //! and layout validation, a real image build that installs them.
 //!
-//! The whole cluster flow (`real_cluster_lifecycle`) needs real kubeadm/kubelet/kubectl
-//! binaries, which cannot be downloaded on the development and CI machines: it is built only
-//! with `--features e2e-kubernetes` and then requires `MINIK_KUBERNETES_FROM=DIR` (layout:
-//! docs/kubernetes.md) and fails without it. `.ci/run` says in one line that it did not run.
+//! The real-cluster suite (`real_cluster_*`) runs real Kubernetes, built from source by
+//! hack/build-kubernetes.sh: built with `--features e2e-kubernetes`, it requires
+//! `MINIK_KUBERNETES_FROM=DIR` (layout: docs/kubernetes.md) and fails without it. `.ci/run`
+//! builds (or reuses) that directory and always runs it.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -361,128 +361,372 @@ fn kubernetes_steps_on_real_nodes_with_stand_in_binaries() {
     cleanup(home.path());
 }
 
+/// The real-cluster suite: real kubeadm, kubelet, containerd and control-plane images built
+/// from source (hack/build-kubernetes.sh, which `.ci/run` runs and points
+/// `MINIK_KUBERNETES_FROM` at), on a real Docker Engine, through minik's CLI and the host's
+/// real kubectl. Fails, never skips, without that directory.
+#[cfg(feature = "e2e-kubernetes")]
+mod real {
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Stdio};
+    use std::time::Instant;
+
+    /// The busybox test image (tests/make-test-image.sh): sh, wget, nslookup, httpd.
+    const BUSYBOX: &str = "localhost/minik-test/hello:1";
+
+    pub struct Cluster {
+        pub home: tempfile::TempDir,
+        pub dir: String,
+        pub profile: String,
+        pub version: String,
+    }
+
+    impl Cluster {
+        pub fn new(tag: &str) -> Cluster {
+            let dir = std::env::var("MINIK_KUBERNETES_FROM").expect(
+                "the real-cluster suite needs MINIK_KUBERNETES_FROM=DIR (bash hack/build-kubernetes.sh prints one; .ci/run sets it)",
+            );
+            let version = std::fs::read_to_string(Path::new(&dir).join("VERSION"))
+                .expect("VERSION in MINIK_KUBERNETES_FROM")
+                .trim()
+                .to_string();
+            Cluster {
+                home: tempfile::tempdir().unwrap(),
+                dir,
+                profile: format!("{tag}-{}", std::process::id() % 100000),
+                version,
+            }
+        }
+
+        fn kubeconfig(&self) -> PathBuf {
+            self.home.path().join("kubeconfig")
+        }
+
+        /// Runs minik; returns (exit code, stdout, stderr).
+        pub fn try_minik(&self, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+            let mut child = Command::new(env!("CARGO_BIN_EXE_minik"))
+                .args(args)
+                .env("MINIK_HOME", self.home.path())
+                .env("KUBECONFIG", self.kubeconfig())
+                .env("MINIK_KUBERNETES_FROM", &self.dir)
+                .env("CI", "true")
+                .stdin(if stdin.is_some() {
+                    Stdio::piped()
+                } else {
+                    Stdio::null()
+                })
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            if let Some(input) = stdin {
+                std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes())
+                    .unwrap();
+            }
+            let out = child.wait_with_output().unwrap();
+            (
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        }
+
+        pub fn minik(&self, args: &[&str]) -> String {
+            let (code, out, err) = self.try_minik(args, None);
+            assert_eq!(code, 0, "minik {args:?} failed:\n{out}\n{err}");
+            out
+        }
+
+        /// `minik kubectl -p P -- ARGS`.
+        pub fn kubectl(&self, args: &[&str]) -> String {
+            let mut all = vec!["kubectl", "-p", &self.profile, "--"];
+            all.extend_from_slice(args);
+            self.minik(&all)
+        }
+
+        pub fn apply(&self, yaml: &str) {
+            let args = ["kubectl", "-p", &self.profile, "--", "apply", "-f", "-"];
+            let (code, out, err) = self.try_minik(&args, Some(yaml));
+            assert_eq!(code, 0, "apply failed:\n{out}\n{err}\n{yaml}");
+        }
+
+        /// The host's own kubectl with the profile's context.
+        pub fn host_kubectl(&self, args: &[&str]) -> String {
+            let out = Command::new("kubectl")
+                .arg("--context")
+                .arg(&self.profile)
+                .args(args)
+                .env("KUBECONFIG", self.kubeconfig())
+                .output()
+                .expect("kubectl on the host (.ci/run installs it)");
+            assert!(
+                out.status.success(),
+                "kubectl {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+
+        pub fn start(&self, extra: &[&str]) -> f64 {
+            let t = Instant::now();
+            let mut args = vec![
+                "start",
+                "-p",
+                &self.profile,
+                "--kubernetes-version",
+                &self.version,
+            ];
+            args.extend_from_slice(extra);
+            self.minik(&args);
+            let secs = t.elapsed().as_secs_f64();
+            eprintln!("minik start -p {} {extra:?}: {secs:.1}s", self.profile);
+            secs
+        }
+
+        pub fn node(&self, suffix: &str) -> String {
+            if suffix.is_empty() {
+                self.profile.clone()
+            } else {
+                format!("{}-{suffix}", self.profile)
+            }
+        }
+
+        pub fn ready_nodes(&self) -> usize {
+            self.host_kubectl(&["get", "nodes", "--no-headers"])
+                .lines()
+                .filter(|l| l.split_whitespace().nth(1) == Some("Ready"))
+                .count()
+        }
+
+        /// A busybox pod on `node` that sleeps (to `exec` into) or runs `command`.
+        pub fn pod(&self, name: &str, node: &str, command: &str, labels: &str) {
+            self.apply(&format!(
+                "apiVersion: v1
+kind: Pod
+metadata: {{name: {name}, namespace: default, labels: {{{labels}}}}}
+spec:
+  nodeName: {node}
+  containers:
+  - name: c
+    image: {BUSYBOX}
+    imagePullPolicy: Never
+    command: [/bin/busybox, sh, -c, '{command}']
+"
+            ));
+        }
+
+        pub fn wait_ready(&self, what: &str) {
+            self.kubectl(&["wait", "--for=condition=Ready", what, "--timeout=180s"]);
+        }
+
+        pub fn exec(&self, pod: &str, cmd: &[&str]) -> String {
+            let mut args = vec!["exec", pod, "--"];
+            args.extend_from_slice(cmd);
+            self.kubectl(&args)
+        }
+    }
+
+    impl Drop for Cluster {
+        fn drop(&mut self) {
+            let _ = self.try_minik(&["delete", "-p", &self.profile], None);
+        }
+    }
+
+    /// What a web server pod answers: its own name, so a test sees which one it reached.
+    pub const WEB: &str = "mkdir -p /www && echo web-$HOSTNAME > /www/index.html && exec busybox httpd -f -p 8080 -h /www";
+    pub const SLEEP: &str = "exec sleep 3600";
+}
+
+/// docker, 1 control plane + 2 workers: every node Ready; CoreDNS answers for
+/// `kubernetes.default` and a Service; pod to pod across nodes; a ClusterIP Service from a pod
+/// on another node, from one on the endpoint's node and from the endpoint itself (hairpin); a
+/// NodePort from inside a node; `image load` + `imagePullPolicy: Never`; a PVC on the default
+/// class; host kubectl and `minik kubectl`; pause/unpause; stop/start without kubeadm; node
+/// add/delete; `delete` removes the context and every resource.
 #[cfg(feature = "e2e-kubernetes")]
 #[test]
-fn real_cluster_lifecycle() {
-    /// The nested-container test image (tests/make-test-image.sh), in the docker store.
-    const HELLO_IMAGE: &str = "localhost/minik-test/hello:1";
-    let dir = std::env::var("MINIK_KUBERNETES_FROM").expect(
-        "--features e2e-kubernetes needs MINIK_KUBERNETES_FROM=DIR with kubeadm, kubelet and kubectl (docs/kubernetes.md)",
+fn real_cluster_docker_three_nodes() {
+    use real::*;
+    let c = Cluster::new("k8s3");
+    let p = c.profile.clone();
+    c.start(&["--driver", "docker", "--nodes", "3"]);
+    assert_eq!(c.ready_nodes(), 3, "{}", c.host_kubectl(&["get", "nodes"]));
+    let all = c.kubectl(&["get", "pods", "-A", "--no-headers"]);
+    assert!(all.contains("kube-apiserver"), "{all}");
+    // A context of its own in the kubeconfig.
+    let contexts = c.host_kubectl(&["config", "get-contexts", "-o", "name"]);
+    assert!(contexts.lines().any(|l| l == p), "{contexts}");
+
+    c.minik(&["image", "load", "-p", &p, "localhost/minik-test/hello:1"]);
+    let (m02, m03) = (c.node("m02"), c.node("m03"));
+    c.pod("web", &m02, WEB, "app: web");
+    c.pod("near", &m02, SLEEP, "app: client");
+    c.pod("far", &m03, SLEEP, "app: client");
+    c.apply(
+        "apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web-np, namespace: default}
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 8080, nodePort: 30080}]
+",
     );
-    let home = tempfile::tempdir().unwrap();
-    let p = format!("e2e-k8s-{}", std::process::id() % 100000);
-    let with_dir = |args: &[&str]| {
-        let out = Command::new(env!("CARGO_BIN_EXE_minik"))
-            .args(args)
-            .env("MINIK_HOME", home.path())
-            .env("KUBECONFIG", home.path().join("kubeconfig"))
-            .env("MINIK_KUBERNETES_FROM", &dir)
-            .env("CI", "true")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
+    for pod in ["pod/web", "pod/near", "pod/far"] {
+        c.wait_ready(pod);
+    }
+    let web_ip = c.kubectl(&["get", "pod", "web", "-o", "jsonpath={.status.podIP}"]);
+    // DNS through CoreDNS.
+    let ns = c.exec("far", &["nslookup", "kubernetes.default.svc.cluster.local"]);
+    assert!(ns.contains("10.96.0.1"), "{ns}");
+    let ns = c.exec("far", &["nslookup", "web.default.svc.cluster.local"]);
+    let svc_ip = c.kubectl(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"]);
+    assert!(ns.contains(svc_ip.trim()), "{ns}");
+    // Pod to pod across nodes, then the Service from every place.
+    let url = format!("http://{}:8080/", web_ip.trim());
+    assert!(c.exec("far", &["wget", "-qO-", &url]).contains("web-web"));
+    for from in ["far", "near", "web"] {
+        let got = c.exec(
+            from,
+            &[
+                "wget",
+                "-T",
+                "10",
+                "-qO-",
+                "http://web.default.svc.cluster.local/",
+            ],
         );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
-    let version = std::fs::read_to_string(Path::new(&dir).join("VERSION"))
-        .map(|v| v.trim().to_string())
-        .unwrap_or(VERSION.into());
-    with_dir(&[
-        "start",
+        assert!(got.contains("web-web"), "Service from {from}: {got}");
+    }
+    // NodePort from inside another node.
+    let got = c.minik(&[
+        "ssh",
         "-p",
         &p,
-        "--nodes",
-        "2",
-        "--kubernetes-version",
-        &version,
+        "-n",
+        "m03",
+        "--",
+        "bash",
+        "-c",
+        "exec 3<>/dev/tcp/127.0.0.1/30080 && printf 'GET / HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3",
     ]);
-    let nodes = with_dir(&["kubectl", "-p", &p, "--", "get", "nodes", "--no-headers"]);
-    assert_eq!(
-        nodes.lines().filter(|l| l.contains(" Ready")).count(),
-        2,
-        "{nodes}"
-    );
-    // A workload: an image loaded from the local store runs as a pod on the cluster, with a
-    // volume from the default StorageClass.
-    let with_stdin = |args: &[&str], input: &str| {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_minik"))
-            .args(args)
-            .env("MINIK_HOME", home.path())
-            .env("KUBECONFIG", home.path().join("kubeconfig"))
-            .env("CI", "true")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    };
-    with_dir(&["image", "load", "-p", &p, HELLO_IMAGE]);
-    with_stdin(
-        &["kubectl", "-p", &p, "--", "apply", "-f", "-"],
-        &format!(
-            "apiVersion: v1
+    assert!(got.contains("web-web"), "NodePort: {got}");
+
+    // A PVC on the default StorageClass binds and a pod writes to it.
+    c.apply(&format!(
+        "apiVersion: v1
 kind: PersistentVolumeClaim
-metadata: {{name: hello-data, namespace: default}}
+metadata: {{name: data, namespace: default}}
 spec:
   accessModes: [ReadWriteOnce]
   resources: {{requests: {{storage: 16Mi}}}}
 ---
 apiVersion: v1
 kind: Pod
-metadata: {{name: hello, namespace: default}}
+metadata: {{name: writer, namespace: default}}
 spec:
+  nodeName: {p}
   restartPolicy: Never
   containers:
-  - name: hello
-    image: {HELLO_IMAGE}
+  - name: c
+    image: localhost/minik-test/hello:1
     imagePullPolicy: Never
+    command: [/bin/busybox, sh, -c, 'echo kept > /data/file && cat /data/file']
     volumeMounts: [{{name: data, mountPath: /data}}]
   volumes:
   - name: data
-    persistentVolumeClaim: {{claimName: hello-data}}
+    persistentVolumeClaim: {{claimName: data}}
 "
-        ),
-    );
-    with_dir(&[
-        "kubectl",
-        "-p",
-        &p,
-        "--",
+    ));
+    c.kubectl(&[
         "wait",
         "--for=jsonpath={.status.phase}=Succeeded",
-        "pod/hello",
+        "pod/writer",
         "--timeout=180s",
     ]);
-    let logs = with_dir(&["kubectl", "-p", &p, "--", "logs", "hello"]);
-    assert!(logs.contains("hello from minik"), "{logs}");
-    let pvc = with_dir(&[
-        "kubectl",
+    assert_eq!(c.kubectl(&["logs", "writer"]).trim(), "kept");
+    let phase = c.kubectl(&["get", "pvc", "data", "-o", "jsonpath={.status.phase}"]);
+    assert_eq!(phase.trim(), "Bound");
+
+    // pause: the control plane is frozen and status says so; unpause: it answers again.
+    c.minik(&["pause", "-p", &p]);
+    // (status's exit code is a bitmask, docs/exit-codes.md: 2 = a kubelet not running.)
+    let (code, st, _) = c.try_minik(&["status", "-p", &p, "-o", "json"], None);
+    assert!(st.contains(r#""APIServer":"Paused""#), "{st}");
+    assert_eq!(code, 2, "{st}");
+    c.minik(&["unpause", "-p", &p]);
+    c.kubectl(&["get", "--raw", "/readyz"]);
+
+    // stop → start: no kubeadm rerun, the nodes and the workload back.
+    c.minik(&["stop", "-p", &p]);
+    let secs = c.start(&[]);
+    eprintln!("restart of 3 nodes to Ready: {secs:.1}s");
+    assert_eq!(c.ready_nodes(), 3);
+    c.kubectl(&["delete", "pod", "near", "far", "--wait=false"]);
+    c.kubectl(&["wait", "--for=condition=Ready", "pod/web", "--timeout=180s"]);
+
+    // node add on the live cluster: Ready and runs a pod; node delete removes it.
+    c.minik(&["node", "add", "-p", &p]);
+    assert_eq!(c.ready_nodes(), 4);
+    // (`image load` reaches the nodes that exist when it runs, as kind's does: load again.)
+    c.minik(&["image", "load", "-p", &p, "localhost/minik-test/hello:1"]);
+    let m04 = c.node("m04");
+    c.pod("on-m04", &m04, SLEEP, "app: m04");
+    c.wait_ready("pod/on-m04");
+    c.minik(&["node", "delete", "-p", &p, "m04"]);
+    assert_eq!(c.ready_nodes(), 3);
+
+    // delete of a paused cluster: on cgroup v1 the engine cannot kill a node holding frozen
+    // containers, so delete resumes them first (it failed before).
+    c.minik(&["pause", "-p", &p]);
+    c.minik(&["delete", "-p", &p]);
+    let kc = std::fs::read_to_string(c.home.path().join("kubeconfig")).unwrap_or_default();
+    assert!(!kc.contains(&format!("name: {p}")), "{kc}");
+    let left = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=io.minik.profile={p}"),
+        ])
+        .output()
+        .unwrap();
+    assert!(left.stdout.is_empty(), "containers left: {:?}", left);
+}
+
+/// podman, 1 node: Ready, DNS through CoreDNS, a pod from a loaded image. (It runs while the
+/// docker test's cluster is up: two clusters side by side.)
+///
+/// Fails today on cgroup v1 hosts (these machines): podman's Docker-compatible API creates the
+/// node in the host's cgroup namespace whatever `CgroupnsMode` says, so the kubelet's
+/// `kubelet.slice` root resolves at the host's root ("cgroup [kubelet] has some missing
+/// paths"). `.ci/run` does not run it and says so; see docs/kubernetes.md.
+#[cfg(feature = "e2e-kubernetes")]
+#[test]
+fn real_cluster_podman_one_node() {
+    use real::*;
+    let c = Cluster::new("k8spm");
+    c.start(&["--driver", "podman"]);
+    assert_eq!(c.ready_nodes(), 1);
+    c.minik(&[
+        "image",
+        "load",
         "-p",
-        &p,
-        "--",
-        "get",
-        "pvc",
-        "hello-data",
-        "-o",
-        "jsonpath={.status.phase}",
+        &c.profile,
+        "localhost/minik-test/hello:1",
     ]);
-    assert_eq!(pvc.trim(), "Bound");
-    with_dir(&["stop", "-p", &p]);
-    with_dir(&["start", "-p", &p]);
-    with_dir(&["kubectl", "-p", &p, "--", "get", "--raw", "/readyz"]);
-    with_dir(&["pause", "-p", &p]);
-    with_dir(&["unpause", "-p", &p]);
-    with_dir(&["delete", "-p", &p]);
-    let contexts = std::fs::read_to_string(home.path().join("kubeconfig")).unwrap_or_default();
-    assert!(!contexts.contains(&format!("name: {p}")), "{contexts}");
+    c.pod("client", &c.profile, SLEEP, "app: client");
+    c.wait_ready("pod/client");
+    let ns = c.exec(
+        "client",
+        &["nslookup", "kubernetes.default.svc.cluster.local"],
+    );
+    assert!(ns.contains("10.96.0.1"), "{ns}");
 }

@@ -275,10 +275,34 @@ async fn ensure_images<D: Driver>(
             None => false,
         };
         if !from_engine {
-            reporter.warn(&format!(
-                "{image} is not in the nodes{}: they will pull it from its registry (preload it with `minik node-image build --kubernetes-from DIR`, or pull it into the engine and enable again)",
-                t.engine.map(|(_, n)| format!(" or in {n}'s store")).unwrap_or_default()
-            ));
+            // Pull now, before anything is applied: an image nobody has and no registry
+            // serves (offline, air-gapped) fails the addon here and leaves the cluster as it
+            // was, instead of replacing working objects with pods stuck in ImagePullBackOff.
+            for (node, runner) in t.nodes.iter().zip(&runners) {
+                if !missing.contains(node) {
+                    continue;
+                }
+                let out = runner
+                    .exec(ExecRequest::new(vec![
+                        "crictl".to_string(),
+                        "pull".to_string(),
+                        digest_ref.clone(),
+                    ]))
+                    .await?;
+                if !out.success() {
+                    return Err(addon_error(
+                        &addon.name,
+                        t.profile,
+                        format!(
+                            "image {image} is not in the nodes{} and cannot be pulled ({}); nothing was applied (preload it with `minik image load`, or pull it into the engine, then enable again)",
+                            t.engine
+                                .map(|(_, n)| format!(" or in {n}'s store"))
+                                .unwrap_or_default(),
+                            failure_text(&out)
+                        ),
+                    ));
+                }
+            }
         }
     }
     Ok(())

@@ -78,6 +78,20 @@ async fn delete_one(
         .step("delete", format!("Deleting profile \"{name}\""));
     let mut report = DeleteReport::default();
     for d in drivers {
+        if kubernetes != Some(false) {
+            // Paused containers first: the engine cannot kill a node holding frozen ones.
+            if let Ok(live) = d.list_nodes(name).await {
+                let names: Vec<&str> = live.iter().map(|n| n.name.as_str()).collect();
+                let thaw = super::lifecycle::thaw_before_stop(ctx, d, &live, &names);
+                if tokio::time::timeout(std::time::Duration::from_secs(60), thaw)
+                    .await
+                    .is_err()
+                {
+                    ctx.reporter
+                        .warn("resuming paused containers took over 60 s; deleting anyway");
+                }
+            }
+        }
         match d.delete_profile(name).await {
             Ok(r) => {
                 report.nodes.extend(r.nodes);

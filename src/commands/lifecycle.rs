@@ -81,10 +81,17 @@ async fn stop_profile(ctx: &Context, profile: &Profile, timeout: Duration) -> an
     Ok(())
 }
 
-/// Best effort, before stopping a Kubernetes profile: resumes what `minik pause` froze in the
+/// Best effort, before stopping or deleting a Kubernetes profile: resumes what `minik pause` froze in the
 /// running nodes, so their shutdown is clean and no stale marker survives (a failure is only a
-/// warning: the stop goes ahead and the engine kills what does not stop).
-async fn thaw_before_stop(ctx: &Context, driver: &AnyDriver, live: &[NodeInfo], nodes: &[&str]) {
+/// warning: the stop goes ahead and the engine kills what does not stop). Before a delete it is
+/// what makes the delete possible: on cgroup v1 a frozen process cannot die, so the engine
+/// cannot kill a node that still holds paused containers ("did not receive an exit event").
+pub(super) async fn thaw_before_stop(
+    ctx: &Context,
+    driver: &AnyDriver,
+    live: &[NodeInfo],
+    nodes: &[&str],
+) {
     let running: Vec<&str> = nodes
         .iter()
         .copied()

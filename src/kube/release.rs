@@ -602,7 +602,10 @@ pub fn from_dir(
 
     if dir_has_containerd(dir) {
         for name in CONTAINERD_BINARIES {
-            if !files.iter().any(|f| f.path == format!("kubernetes/bin/{name}")) {
+            if !files
+                .iter()
+                .any(|f| f.path == format!("kubernetes/bin/{name}"))
+            {
                 return Err(dir_error(format!(
                     "the Kubernetes binaries directory {} has containerd but no {name} \
                      (containerd, containerd-shim-runc-v2 and ctr come together)",

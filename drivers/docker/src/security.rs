@@ -131,7 +131,10 @@ mod tests {
         );
         assert_eq!(host.masked_paths, Some(vec![]));
         // Privileged pods (kube-proxy) need every device allowed in the node's device cgroup.
-        assert_eq!(host.device_cgroup_rules, Some(vec!["a *:* rwm".to_string()]));
+        assert_eq!(
+            host.device_cgroup_rules,
+            Some(vec!["a *:* rwm".to_string()])
+        );
         let mut host = HostConfig::default();
         Profile::Privileged.apply(&mut host);
         assert_eq!(host.privileged, Some(true));
