@@ -788,14 +788,44 @@ fn addon_images_are_named_from_a_preloaded_copy_or_reported_as_pulled() {
             == format!(
                 "ctr -n k8s.io images tag --force registry.k8s.io/metrics-server/metrics-server:v0.7.2 {pinned}"
             )));
+    // Node m-m02 has no copy: it pulls the pinned image before anything is applied.
     assert!(
-        !env.log()
+        env.log()
             .iter()
-            .any(|r| r.node == "m-m02" && r.argv.iter().any(|a| a == &pinned))
+            .any(|r| r.node == "m-m02" && r.argv.join(" ") == format!("crictl pull {pinned}")),
+        "{:?}",
+        env.log()
+    );
+}
+
+/// Offline: an image in no node, not in the engine and not pullable fails the addon before
+/// anything is applied (nothing replaces the cluster's objects), naming the image.
+#[test]
+fn addon_whose_image_cannot_be_pulled_fails_before_applying() {
+    let env = Env::new();
+    env.kubernetes("m", 1, &[]).expect(0);
+    env.respond("m", &["crictl", "pull"], 1, "");
+    let out = env.minik(&[
+        "-p",
+        "m",
+        "addons",
+        "enable",
+        "metrics-server",
+        "--wait=false",
+    ]);
+    out.expect(102).reason("K8S_ADDON");
+    assert!(
+        out.stderr.contains("metrics-server") && out.stderr.contains("cannot be pulled"),
+        "{}",
+        out.stderr
     );
     assert!(
-        out.stderr.contains("will pull it from its registry"),
-        "node m-m02 has no copy: {}",
-        out.stderr
+        !env.log().iter().any(|r| r.argv.iter().any(|a| a == "apply")
+            && r.stdin
+                .as_deref()
+                .unwrap_or_default()
+                .contains("metrics-server")),
+        "nothing applied: {:?}",
+        env.log()
     );
 }
