@@ -704,10 +704,10 @@ spec:
 /// podman, 1 node: Ready, DNS through CoreDNS, a pod from a loaded image. (It runs while the
 /// docker test's cluster is up: two clusters side by side.)
 ///
-/// Fails today on cgroup v1 hosts (these machines): podman's Docker-compatible API creates the
-/// node in the host's cgroup namespace whatever `CgroupnsMode` says, so the kubelet's
-/// `kubelet.slice` root resolves at the host's root ("cgroup [kubelet] has some missing
-/// paths"). `.ci/run` does not run it and says so; see docs/kubernetes.md.
+/// Regression: on cgroup v1 hosts (these machines) podman's Docker-compatible API ignores
+/// `CgroupnsMode`, so the node has no private cgroup namespace and the kubelet's
+/// `kubelet.slice` root resolved at the host's root ("cgroup [kubelet] has some missing
+/// paths"); the entrypoint now roots every hierarchy at the node's own cgroup.
 #[cfg(feature = "e2e-kubernetes")]
 #[test]
 fn real_cluster_podman_one_node() {
