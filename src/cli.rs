@@ -333,6 +333,14 @@ pub enum AddonsCommand {
     Enable(AddonsEnableArgs),
     /// Disable an addon: delete every object it created.
     Disable(AddonsDisableArgs),
+    /// List an addon's images: the name `--images`/`--registries` take, and the default.
+    Images(AddonsImagesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AddonsImagesArgs {
+    /// The addon (see `minik addons list`).
+    pub name: String,
 }
 
 #[derive(Debug, Args)]
@@ -345,6 +353,26 @@ pub struct AddonsEnableArgs {
     /// How long to wait for the addon's pods.
     #[arg(long, value_name = "DURATION", default_value = "3m", value_parser = parse_duration)]
     pub wait_timeout: std::time::Duration,
+    /// Replace images, comma-separated `NAME=REFERENCE` (names: `minik addons images ADDON`),
+    /// e.g. for a mirror or an image built locally and loaded with `minik image load`.
+    /// Remembered by the profile and used at every start; enabling again without it restores
+    /// the defaults.
+    #[arg(long, value_name = "NAME=REF,...", value_delimiter = ',', value_parser = parse_key_value)]
+    pub images: Vec<(String, String)>,
+    /// Pull images from another registry, comma-separated `NAME=HOST[:PORT]`: the registry part
+    /// of the reference is replaced, the path, tag and digest kept.
+    #[arg(long, value_name = "NAME=HOST,...", value_delimiter = ',', value_parser = parse_key_value)]
+    pub registries: Vec<(String, String)>,
+}
+
+/// `NAME=VALUE`, both non-empty.
+pub fn parse_key_value(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() && !v.trim().is_empty() => {
+            Ok((k.trim().to_string(), v.trim().to_string()))
+        }
+        _ => Err(format!("{s:?} is not NAME=VALUE")),
+    }
 }
 
 #[derive(Debug, Args)]

@@ -829,3 +829,127 @@ fn addon_whose_image_cannot_be_pulled_fails_before_applying() {
         env.log()
     );
 }
+
+#[test]
+fn images_flag_replaces_an_addon_image_everywhere_and_is_remembered() {
+    const LPP: &str = "docker.io/rancher/local-path-provisioner:v0.0.30@sha256:9b914881170048f80ae9302f36e5b99b4a6b18af73a38adc1c66d12f65d360be";
+    let env = Env::new();
+    // The names and defaults `--images` takes.
+    let out = env.minik(&["addons", "images", "storage-provisioner"]);
+    out.expect(0);
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["local-path-provisioner", LPP]),
+        "{}",
+        out.stdout
+    );
+    let out = env.minik(&["addons", "images", "storage-provisioner", "-o", "json"]);
+    let v: serde_json::Value = serde_json::from_str(out.stdout.trim()).unwrap();
+    assert_eq!(v["images"][0]["name"], "local-path-provisioner");
+    assert_eq!(v["images"][0]["default"], LPP);
+
+    env.kubernetes("i", 1, &[]).expect(0);
+    // An unknown image name is refused before anything is touched, naming the valid ones.
+    let before = env.log().len();
+    let out = env.minik(&[
+        "-p",
+        "i",
+        "addons",
+        "enable",
+        "storage-provisioner",
+        "--images",
+        "provisioner=localhost/x:1",
+    ]);
+    out.expect(14).reason("MK_USAGE");
+    assert!(
+        out.stderr.contains("its images: local-path-provisioner"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(env.log().len(), before, "nothing ran");
+    for bad in ["local-path-provisioner", "=x", "local-path-provisioner="] {
+        env.minik(&[
+            "-p",
+            "i",
+            "addons",
+            "enable",
+            "storage-provisioner",
+            "--images",
+            bad,
+        ])
+        .expect(14);
+    }
+
+    let local = "localhost/minik-addons/local-path-provisioner:v0.0.30";
+    env.minik(&[
+        "-p",
+        "i",
+        "addons",
+        "enable",
+        "storage-provisioner",
+        "--wait=false",
+        "--images",
+        &format!("local-path-provisioner={local}"),
+    ])
+    .expect(0);
+    let applied = |env: &Env| {
+        kubectl_calls(&env.log(), "i")
+            .iter()
+            .rev()
+            .find(|(c, s)| {
+                c == APPLY
+                    && s.as_deref()
+                        .is_some_and(|m| m.contains("minik.io/addon: storage-provisioner"))
+            })
+            .and_then(|(_, s)| s.clone())
+            .unwrap()
+    };
+    let manifest = applied(&env);
+    // The Deployment and the helper pod template inside the ConfigMap.
+    assert_eq!(manifest.matches(local).count(), 2, "{manifest}");
+    assert!(!manifest.contains(LPP), "{manifest}");
+    // Not in the node: it was pulled under the replacement's name before the apply.
+    assert!(
+        env.log()
+            .iter()
+            .any(|r| r.node == "i" && r.argv == ["crictl", "pull", local]),
+        "{:#?}",
+        env.log()
+    );
+    assert_eq!(
+        env.profile("i")["addon_images"]["storage-provisioner"]["local-path-provisioner"],
+        local
+    );
+    // A restart applies the replacement again.
+    env.minik(&["-p", "i", "stop"]).expect(0);
+    env.minik(&["-p", "i", "start", "--wait=false"]).expect(0);
+    assert!(applied(&env).contains(local));
+
+    // --registries keeps path, tag and digest; enabling without flags restores the defaults.
+    env.minik(&[
+        "-p",
+        "i",
+        "addons",
+        "enable",
+        "storage-provisioner",
+        "--wait=false",
+        "--registries",
+        "local-path-provisioner=mirror.example:5000",
+    ])
+    .expect(0);
+    assert!(applied(&env).contains(
+        "mirror.example:5000/rancher/local-path-provisioner:v0.0.30@sha256:9b914881170048f80ae9302f36e5b99b4a6b18af73a38adc1c66d12f65d360be"
+    ));
+    env.minik(&[
+        "-p",
+        "i",
+        "addons",
+        "enable",
+        "storage-provisioner",
+        "--wait=false",
+    ])
+    .expect(0);
+    assert!(applied(&env).contains(LPP));
+    assert!(env.profile("i").get("addon_images").is_none());
+}

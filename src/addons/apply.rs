@@ -209,6 +209,7 @@ async fn ensure_images<D: Driver>(
     for image in &addon.meta.images {
         let pinned = reference::normalize(image);
         let Some(digest) = reference::digest_of(&pinned) else {
+            ensure_unpinned(t, addon, &pinned, &runners, &listings, reporter).await?;
             continue;
         };
         let repo = reference::repository(&pinned);
@@ -294,15 +295,75 @@ async fn ensure_images<D: Driver>(
                         &addon.name,
                         t.profile,
                         format!(
-                            "image {image} is not in the nodes{} and cannot be pulled ({}); nothing was applied (preload it with `minik image load`, or pull it into the engine, then enable again)",
+                            "image {image} is not in the nodes{} and cannot be pulled ({}); nothing was applied (preload it with `minik image load`, or pull it into the engine, or replace it with `--images {}=REFERENCE`, then enable again)",
                             t.engine
                                 .map(|(_, n)| format!(" or in {n}'s store"))
                                 .unwrap_or_default(),
-                            failure_text(&out)
+                            failure_text(&out),
+                            crate::addons::image_name(image)
                         ),
                     ));
                 }
             }
+        }
+    }
+    Ok(())
+}
+
+/// [`ensure_images`] for an image not pinned by digest (one replaced with `--images`): nodes
+/// without it get it from the engine's store when it is there, else pull it now; an image in
+/// neither place fails the addon before anything is applied.
+async fn ensure_unpinned<D: Driver>(
+    t: &Target<'_, D>,
+    addon: &Addon,
+    name: &str,
+    runners: &[D::Runner],
+    listings: &[images::reference::NodeImages],
+    reporter: &Reporter,
+) -> anyhow::Result<()> {
+    let missing: Vec<String> = t
+        .nodes
+        .iter()
+        .zip(listings)
+        .filter(|(_, l)| l.get(name).is_none())
+        .map(|(n, _)| n.clone())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    if let Some((engine, engine_name)) = t.engine
+        && let Ok(found) = images::resolve_in_engine(engine, engine_name, &[name.to_string()]).await
+    {
+        images::load(
+            t.driver,
+            &missing,
+            &Source::Engine(engine),
+            &found,
+            reporter,
+        )
+        .await?;
+        return Ok(());
+    }
+    for (node, runner) in t.nodes.iter().zip(runners) {
+        if !missing.contains(node) {
+            continue;
+        }
+        let argv = vec!["crictl".to_string(), "pull".to_string(), name.to_string()];
+        let out = runner.exec(ExecRequest::new(argv)).await?;
+        if !out.success() {
+            return Err(addon_error(
+                &addon.name,
+                t.profile,
+                format!(
+                    "image {name} is not in the nodes{} and cannot be pulled ({}); nothing was applied (load it with `minik image load -p {} {name}`, or name another with `--images {}=REFERENCE`)",
+                    t.engine
+                        .map(|(_, n)| format!(" or in {n}'s store"))
+                        .unwrap_or_default(),
+                    failure_text(&out),
+                    t.profile,
+                    crate::addons::image_name(name)
+                ),
+            ));
         }
     }
     Ok(())

@@ -139,6 +139,107 @@ impl Addon {
     }
 }
 
+/// The name `--images` and `--registries` use for an addon image: the last component of its
+/// repository (`docker.io/rancher/local-path-provisioner:v0.0.30@sha256:…` →
+/// `local-path-provisioner`).
+pub fn image_name(reference: &str) -> &str {
+    let repo = crate::images::reference::repository(reference);
+    repo.rsplit('/').next().unwrap_or(repo)
+}
+
+/// Image replacements for one addon: `--images NAME=REFERENCE` and `--registries NAME=HOST`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImageOverrides {
+    pub images: BTreeMap<String, String>,
+    pub registries: BTreeMap<String, String>,
+}
+
+impl ImageOverrides {
+    pub fn is_empty(&self) -> bool {
+        self.images.is_empty() && self.registries.is_empty()
+    }
+}
+
+impl Addon {
+    /// `(name, default reference)` of each image, in `addon.yaml` order.
+    pub fn image_names(&self) -> Vec<(&str, &str)> {
+        self.meta
+            .images
+            .iter()
+            .map(|i| (image_name(i), i.as_str()))
+            .collect()
+    }
+
+    /// The reference each image name resolves to under `o`: the `--images` one, else the
+    /// default; then the `--registries` host in place of the registry. Unknown names are an
+    /// error naming the valid ones.
+    pub fn resolve_images(&self, o: &ImageOverrides) -> Result<BTreeMap<String, String>, String> {
+        let names = self.image_names();
+        for n in o.images.keys().chain(o.registries.keys()) {
+            if !names.iter().any(|(name, _)| name == n) {
+                let valid: Vec<&str> = names.iter().map(|(n, _)| *n).collect();
+                return Err(if valid.is_empty() {
+                    format!("addon {} has no images, so no image {n:?}", self.name)
+                } else {
+                    format!(
+                        "addon {} has no image {n:?}; its images: {}",
+                        self.name,
+                        valid.join(", ")
+                    )
+                });
+            }
+        }
+        for (n, r) in o.images.iter().chain(o.registries.iter()) {
+            if r.is_empty() || r.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(format!("{n}={r:?}: not an image reference or registry"));
+            }
+        }
+        let mut out = BTreeMap::new();
+        for (name, default) in names {
+            let mut r = o
+                .images
+                .get(name)
+                .cloned()
+                .unwrap_or_else(|| default.to_string());
+            if let Some(host) = o.registries.get(name) {
+                let full = crate::images::reference::normalize(&r);
+                let path = full.split_once('/').map_or(full.as_str(), |(_, p)| p);
+                r = format!("{}/{path}", host.trim_end_matches('/'));
+            }
+            out.insert(name.to_string(), r);
+        }
+        Ok(out)
+    }
+
+    /// This addon with each image replaced by `resolved` (name → reference, from
+    /// [`Addon::resolve_images`]): in the objects (also inside ConfigMap text such as the
+    /// local-path helper pod) and in `meta.images`.
+    pub fn with_images(&self, resolved: &BTreeMap<String, String>) -> Addon {
+        fn replace(v: &mut Value, from: &str, to: &str) {
+            match v {
+                Value::String(s) if s.contains(from) => *s = s.replace(from, to),
+                Value::Array(items) => items.iter_mut().for_each(|i| replace(i, from, to)),
+                Value::Object(map) => map.values_mut().for_each(|i| replace(i, from, to)),
+                _ => {}
+            }
+        }
+        let mut out = self.clone();
+        for image in out.meta.images.iter_mut() {
+            let Some(to) = resolved.get(image_name(image)) else {
+                continue;
+            };
+            if to == image {
+                continue;
+            }
+            for o in out.objects.iter_mut() {
+                replace(o, image, to);
+            }
+            *image = to.clone();
+        }
+        out
+    }
+}
+
 /// Objects as a YAML stream, one document each.
 pub fn render_yaml(objects: &[Value]) -> String {
     let mut out = String::new();

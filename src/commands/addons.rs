@@ -3,12 +3,13 @@
 
 use super::{Context, live_nodes, state_of};
 use crate::addons::{self, apply::Target, apply::WaitOptions};
-use crate::cli::{AddonsDisableArgs, AddonsEnableArgs};
+use crate::cli::{AddonsDisableArgs, AddonsEnableArgs, AddonsImagesArgs};
 use crate::drivers::AnyDriver;
 use crate::errors::{GUEST_NOT_RUNNING, GUEST_UNSUPPORTED, USAGE, fail_with};
 use crate::state::{Profile, ProfileLoad, ProfileLock};
 use minik_driver_api::{Driver, NodeInfo};
 use serde_json::json;
+use std::borrow::Cow;
 use std::time::Duration;
 
 /// Refuses profiles without Kubernetes.
@@ -70,6 +71,67 @@ async fn target<'a>(
     })
 }
 
+/// The addon as this profile runs it: with the image replacements recorded by
+/// `addons enable --images/--registries`.
+fn as_configured<'a>(profile: &Profile, addon: &'a addons::Addon) -> Cow<'a, addons::Addon> {
+    match profile.addon_images.get(&addon.name) {
+        Some(resolved) if !resolved.is_empty() => Cow::Owned(addon.with_images(resolved)),
+        _ => Cow::Borrowed(addon),
+    }
+}
+
+/// `--images`/`--registries` for `addon`, checked: name → reference for the images that differ
+/// from the defaults. MK_USAGE naming the valid image names otherwise.
+fn overrides(
+    addon: &addons::Addon,
+    args: &AddonsEnableArgs,
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let o = addons::ImageOverrides {
+        images: args.images.iter().cloned().collect(),
+        registries: args.registries.iter().cloned().collect(),
+    };
+    let resolved = addon.resolve_images(&o).map_err(|e| {
+        fail_with(
+            &USAGE,
+            e,
+            format!(
+                "`minik addons images {}` lists its image names and defaults.",
+                addon.name
+            ),
+        )
+    })?;
+    let defaults: std::collections::BTreeMap<&str, &str> =
+        addon.image_names().into_iter().collect();
+    Ok(resolved
+        .into_iter()
+        .filter(|(n, r)| defaults.get(n.as_str()) != Some(&r.as_str()))
+        .collect())
+}
+
+/// `minik addons images NAME`.
+pub async fn images(ctx: &Context, args: AddonsImagesArgs) -> anyhow::Result<u8> {
+    let addon = addons::find(&args.name)?;
+    let rows: Vec<serde_json::Value> = addon
+        .image_names()
+        .iter()
+        .map(|(n, d)| json!({"name": n, "default": d}))
+        .collect();
+    if ctx.json() {
+        println!("{}", json!({"addon": addon.name, "images": rows}));
+        return Ok(0);
+    }
+    if rows.is_empty() {
+        ctx.reporter
+            .info(&format!("Addon {} runs no images of its own", addon.name));
+        return Ok(0);
+    }
+    println!("{:<28} DEFAULT", "NAME");
+    for (n, d) in addon.image_names() {
+        println!("{n:<28} {d}");
+    }
+    Ok(0)
+}
+
 /// Whether the profile has the addon enabled.
 pub fn is_enabled(profile: &Profile, name: &str) -> bool {
     profile.addons.get(name).copied().unwrap_or(false)
@@ -126,11 +188,21 @@ pub async fn list(ctx: &Context) -> anyhow::Result<u8> {
 }
 
 pub async fn enable(ctx: &Context, args: AddonsEnableArgs) -> anyhow::Result<u8> {
-    addons::find(&args.name)?;
+    let wanted = addons::find(&args.name)?;
+    let replaced = overrides(wanted, &args)?;
     let name = ctx.profile_name()?.to_string();
     let _lock = ProfileLock::acquire(&ctx.home, &name)?;
     let mut profile = ctx.load_profile()?;
     require_kubernetes(&profile)?;
+    // What enabling records (used by this run and every later start); restored on failure.
+    let before = profile.addon_images.get(&args.name).cloned();
+    if replaced.is_empty() {
+        profile.addon_images.remove(&args.name);
+    } else {
+        profile
+            .addon_images
+            .insert(args.name.clone(), replaced.clone());
+    }
     let (driver, live) = live_nodes(ctx, &profile).await?;
     let order = addons::with_requirements(std::slice::from_ref(&args.name))?;
     let wait = WaitOptions {
@@ -142,10 +214,10 @@ pub async fn enable(ctx: &Context, args: AddonsEnableArgs) -> anyhow::Result<u8>
         let mut done = Vec::new();
         let mut result = Ok(());
         for n in &order {
-            let addon = addons::find(n)?;
+            let addon = as_configured(&profile, addons::find(n)?);
             // Applied objects stay even when the wait times out: record them as enabled so a
             // restart re-applies them and `disable` removes them.
-            let r = addons::apply::enable(&t, addon, wait, &ctx.reporter).await;
+            let r = addons::apply::enable(&t, &addon, wait, &ctx.reporter).await;
             let applied = !matches!(&r, Err(e) if !is_wait_timeout(e));
             if applied {
                 done.push(n.clone());
@@ -163,6 +235,13 @@ pub async fn enable(ctx: &Context, args: AddonsEnableArgs) -> anyhow::Result<u8>
         )
     };
     let (done, result, ip, ports) = result;
+    if !done.contains(&args.name) {
+        // Not applied: keep the replacements the running objects (if any) were made with.
+        match before {
+            Some(b) => profile.addon_images.insert(args.name.clone(), b),
+            None => profile.addon_images.remove(&args.name),
+        };
+    }
     for n in &done {
         profile.addons.insert(n.clone(), true);
     }
@@ -225,6 +304,7 @@ pub async fn disable(ctx: &Context, args: AddonsDisableArgs) -> anyhow::Result<u
         addons::apply::disable(&t, addon, args.wait_timeout, &ctx.reporter).await?;
     }
     profile.addons.insert(addon.name.clone(), false);
+    profile.addon_images.remove(&addon.name);
     profile.save(&ctx.home)?;
     if ctx.json() {
         ctx.reporter.event(json!({
@@ -301,7 +381,7 @@ async fn try_apply_enabled(
     let t = target(profile, driver, &live).await?;
     let mut failed: Vec<&str> = Vec::new();
     for n in &order {
-        let addon = addons::find(n)?;
+        let addon = as_configured(profile, addons::find(n)?);
         // An addon whose requirement failed is not applied (default-storageclass would
         // otherwise replace the bootstrap's working class with one nothing serves).
         if let Some(r) = addon
@@ -312,17 +392,17 @@ async fn try_apply_enabled(
         {
             ctx.reporter
                 .warn(&format!("addon {n}: skipped because {r} failed"));
-            failed.push(addon.name.as_str());
+            failed.push(n.as_str());
             continue;
         }
         if let Err(e) =
-            addons::apply::enable(&t, addon, WaitOptions { wait, timeout }, &ctx.reporter).await
+            addons::apply::enable(&t, &addon, WaitOptions { wait, timeout }, &ctx.reporter).await
         {
             ctx.reporter.warn(&format!(
                 "addon {n}: {e:#} (retry with `minik addons enable -p {} {n}`)",
                 profile.name
             ));
-            failed.push(addon.name.as_str());
+            failed.push(n.as_str());
         }
     }
     Ok(())

@@ -136,6 +136,9 @@ pub async fn run(ctx: &Context, command: Command) -> anyhow::Result<u8> {
         Command::Addons {
             command: AddonsCommand::Disable(args),
         } => addons::disable(ctx, args).await,
+        Command::Addons {
+            command: AddonsCommand::Images(args),
+        } => addons::images(ctx, args).await,
         Command::Image {
             command: ImageCommand::Load(args),
         } => image::load(ctx, args).await,

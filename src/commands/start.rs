@@ -161,6 +161,7 @@ async fn create(
         } else {
             Default::default()
         },
+        addon_images: Default::default(),
         created_unix: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs())

@@ -270,6 +270,7 @@ mod tests {
                 version: "v1.35.0".into(),
             }),
             addons: Default::default(),
+            addon_images: Default::default(),
             created_unix: 0,
         };
         let text = render_text(

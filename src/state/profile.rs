@@ -86,6 +86,11 @@ pub struct Profile {
     /// none). See src/addons.
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub addons: std::collections::BTreeMap<String, bool>,
+    /// Image replacements by addon (`addons enable --images/--registries`): image name →
+    /// the reference used instead of the default, re-applied at every start.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub addon_images:
+        std::collections::BTreeMap<String, std::collections::BTreeMap<String, String>>,
     /// Seconds since the Unix epoch.
     pub created_unix: u64,
 }
@@ -274,6 +279,7 @@ mod tests {
             nodes: Profile::node_records("p", 2),
             kubernetes: None,
             addons: Default::default(),
+            addon_images: Default::default(),
             created_unix: 1,
         };
         p.save(&home).unwrap();
