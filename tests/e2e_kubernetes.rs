@@ -535,6 +535,8 @@ spec:
     /// What a web server pod answers: its own name, so a test sees which one it reached.
     pub const WEB: &str = "mkdir -p /www && echo web-$HOSTNAME > /www/index.html && exec busybox httpd -f -p 8080 -h /www";
     pub const SLEEP: &str = "exec sleep 3600";
+    /// local-path-provisioner v0.0.30 built from source by hack/build-addon-images.sh.
+    pub const LOCAL_PATH_IMAGE: &str = "localhost/minik-addons/local-path-provisioner:v0.0.30";
 }
 
 /// docker, 1 control plane + 2 workers: every node Ready; CoreDNS answers for
@@ -619,7 +621,29 @@ spec:
     ]);
     assert!(got.contains("web-web"), "NodePort: {got}");
 
-    // A PVC on the default StorageClass binds and a pod writes to it.
+    // Storage: the local-path provisioner built here from source (hack/build-addon-images.sh;
+    // no registry to pull upstream's from), given to the cluster with `image load` and
+    // `--images`, as the default class. A PVC binds on the node of its first pod, a root and a
+    // non-root pod write to it, and the data is there after stop/start (checked below).
+    c.minik(&["image", "load", "-p", &p, LOCAL_PATH_IMAGE]);
+    c.minik(&[
+        "addons",
+        "enable",
+        "-p",
+        &p,
+        "storage-provisioner",
+        "--images",
+        &format!("local-path-provisioner={LOCAL_PATH_IMAGE}"),
+    ]);
+    c.minik(&["addons", "enable", "-p", &p, "default-storageclass"]);
+    let sc = c.host_kubectl(&[
+        "get",
+        "storageclass",
+        "standard",
+        "-o",
+        "jsonpath={.provisioner}",
+    ]);
+    assert_eq!(sc.trim(), "rancher.io/local-path");
     c.apply(&format!(
         "apiVersion: v1
 kind: PersistentVolumeClaim
@@ -632,13 +656,20 @@ apiVersion: v1
 kind: Pod
 metadata: {{name: writer, namespace: default}}
 spec:
-  nodeName: {p}
+  # (Scheduled, not nodeName: WaitForFirstConsumer binds on the scheduler's choice.)
+  nodeSelector: {{kubernetes.io/hostname: {m02}}}
   restartPolicy: Never
   containers:
-  - name: c
+  - name: root
     image: localhost/minik-test/hello:1
     imagePullPolicy: Never
     command: [/bin/busybox, sh, -c, 'echo kept > /data/file && cat /data/file']
+    volumeMounts: [{{name: data, mountPath: /data}}]
+  - name: nonroot
+    image: localhost/minik-test/hello:1
+    imagePullPolicy: Never
+    securityContext: {{runAsUser: 1000, runAsGroup: 1000}}
+    command: [/bin/busybox, sh, -c, 'echo by-1000 > /data/nonroot && id -u']
     volumeMounts: [{{name: data, mountPath: /data}}]
   volumes:
   - name: data
@@ -651,9 +682,25 @@ spec:
         "pod/writer",
         "--timeout=180s",
     ]);
-    assert_eq!(c.kubectl(&["logs", "writer"]).trim(), "kept");
+    assert_eq!(c.kubectl(&["logs", "writer", "-c", "root"]).trim(), "kept");
+    assert_eq!(
+        c.kubectl(&["logs", "writer", "-c", "nonroot"]).trim(),
+        "1000"
+    );
     let phase = c.kubectl(&["get", "pvc", "data", "-o", "jsonpath={.status.phase}"]);
     assert_eq!(phase.trim(), "Bound");
+    let pv = c.kubectl(&["get", "pvc", "data", "-o", "jsonpath={.spec.volumeName}"]);
+    let pv_path = c.kubectl(&[
+        "get",
+        "pv",
+        pv.trim(),
+        "-o",
+        "jsonpath={.spec.hostPath.path}{.spec.local.path}",
+    ]);
+    assert!(
+        pv_path.starts_with("/var/"),
+        "volumes live on the node's /var volume: {pv_path}"
+    );
 
     // pause: the control plane is frozen and status says so; unpause: it answers again.
     c.minik(&["pause", "-p", &p]);
@@ -671,6 +718,33 @@ spec:
     assert_eq!(c.ready_nodes(), 3);
     c.kubectl(&["delete", "pod", "near", "far", "--wait=false"]);
     c.kubectl(&["wait", "--for=condition=Ready", "pod/web", "--timeout=180s"]);
+    // The volume's data survived the restart (the PV is pinned to m02, where the reader runs).
+    c.apply(
+        "apiVersion: v1
+kind: Pod
+metadata: {name: reader, namespace: default}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: localhost/minik-test/hello:1
+    imagePullPolicy: Never
+    command: [/bin/busybox, sh, -c, 'cat /data/file /data/nonroot']
+    volumeMounts: [{name: data, mountPath: /data}]
+  volumes:
+  - name: data
+    persistentVolumeClaim: {claimName: data}
+",
+    );
+    c.kubectl(&[
+        "wait",
+        "--for=jsonpath={.status.phase}=Succeeded",
+        "pod/reader",
+        "--timeout=180s",
+    ]);
+    assert_eq!(c.kubectl(&["logs", "reader"]).trim(), "kept\nby-1000");
+    let on = c.kubectl(&["get", "pod", "reader", "-o", "jsonpath={.spec.nodeName}"]);
+    assert_eq!(on.trim(), m02);
 
     // node add on the live cluster: Ready and runs a pod; node delete removes it.
     c.minik(&["node", "add", "-p", &p]);
