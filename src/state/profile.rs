@@ -97,6 +97,8 @@ pub struct Profile {
 
 /// The result of looking a profile up.
 #[derive(Debug)]
+// (One value per command, moved out at once: boxing would only add noise at every caller.)
+#[allow(clippy::large_enum_variant)]
 pub enum ProfileLoad {
     Found(Profile),
     Missing,
