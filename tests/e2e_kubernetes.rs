@@ -542,8 +542,9 @@ spec:
 /// docker, 1 control plane + 2 workers: every node Ready; CoreDNS answers for
 /// `kubernetes.default` and a Service; pod to pod across nodes; a ClusterIP Service from a pod
 /// on another node, from one on the endpoint's node and from the endpoint itself (hairpin); a
-/// NodePort from inside a node; `image load` + `imagePullPolicy: Never`; a PVC on the default
-/// class; host kubectl and `minik kubectl`; pause/unpause; stop/start without kubeadm; node
+/// NodePort from inside a node; `image load` + `imagePullPolicy: Never`; local-path storage
+/// (built from source, given with `addons enable --images`) as the default class: a PVC bound on
+/// a worker, written by root and non-root, read back after stop/start; host kubectl and `minik kubectl`; pause/unpause; stop/start without kubeadm; node
 /// add/delete; `delete` removes the context and every resource.
 #[cfg(feature = "e2e-kubernetes")]
 #[test]
