@@ -279,31 +279,19 @@ async fn ensure_images<D: Driver>(
             // Pull now, before anything is applied: an image nobody has and no registry
             // serves (offline, air-gapped) fails the addon here and leaves the cluster as it
             // was, instead of replacing working objects with pods stuck in ImagePullBackOff.
-            for (node, runner) in t.nodes.iter().zip(&runners) {
-                if !missing.contains(node) {
-                    continue;
-                }
-                let out = runner
-                    .exec(ExecRequest::new(vec![
-                        "crictl".to_string(),
-                        "pull".to_string(),
-                        digest_ref.clone(),
-                    ]))
-                    .await?;
-                if !out.success() {
-                    return Err(addon_error(
-                        &addon.name,
-                        t.profile,
-                        format!(
-                            "image {image} is not in the nodes{} and cannot be pulled ({}); nothing was applied (preload it with `minik image load`, or pull it into the engine, or replace it with `--images {}=REFERENCE`, then enable again)",
-                            t.engine
-                                .map(|(_, n)| format!(" or in {n}'s store"))
-                                .unwrap_or_default(),
-                            failure_text(&out),
-                            crate::addons::image_name(image)
-                        ),
-                    ));
-                }
+            if let Some(out) = pull_where_missing(t, &runners, &missing, &digest_ref).await? {
+                return Err(addon_error(
+                    &addon.name,
+                    t.profile,
+                    format!(
+                        "image {image} is not in the nodes{} and cannot be pulled ({}); nothing was applied (preload it with `minik image load`, or pull it into the engine, or replace it with `--images {}=REFERENCE`, then enable again)",
+                        t.engine
+                            .map(|(_, n)| format!(" or in {n}'s store"))
+                            .unwrap_or_default(),
+                        failure_text(&out),
+                        crate::addons::image_name(image)
+                    ),
+                ));
             }
         }
     }
@@ -344,29 +332,46 @@ async fn ensure_unpinned<D: Driver>(
         .await?;
         return Ok(());
     }
+    if let Some(out) = pull_where_missing(t, runners, &missing, name).await? {
+        return Err(addon_error(
+            &addon.name,
+            t.profile,
+            format!(
+                "image {name} is not in the nodes{} and cannot be pulled ({}); nothing was applied (load it with `minik image load -p {} {name}`, or name another with `--images {}=REFERENCE`)",
+                t.engine
+                    .map(|(_, n)| format!(" or in {n}'s store"))
+                    .unwrap_or_default(),
+                failure_text(&out),
+                t.profile,
+                crate::addons::image_name(name)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// `crictl pull reference` on each node in `missing`; the output of the first that fails.
+async fn pull_where_missing<D: Driver>(
+    t: &Target<'_, D>,
+    runners: &[D::Runner],
+    missing: &[String],
+    reference: &str,
+) -> anyhow::Result<Option<Output>> {
     for (node, runner) in t.nodes.iter().zip(runners) {
         if !missing.contains(node) {
             continue;
         }
-        let argv = vec!["crictl".to_string(), "pull".to_string(), name.to_string()];
+        let argv = vec![
+            "crictl".to_string(),
+            "pull".to_string(),
+            reference.to_string(),
+        ];
         let out = runner.exec(ExecRequest::new(argv)).await?;
         if !out.success() {
-            return Err(addon_error(
-                &addon.name,
-                t.profile,
-                format!(
-                    "image {name} is not in the nodes{} and cannot be pulled ({}); nothing was applied (load it with `minik image load -p {} {name}`, or name another with `--images {}=REFERENCE`)",
-                    t.engine
-                        .map(|(_, n)| format!(" or in {n}'s store"))
-                        .unwrap_or_default(),
-                    failure_text(&out),
-                    t.profile,
-                    crate::addons::image_name(name)
-                ),
-            ));
+            return Ok(Some(out));
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Deletes objects the addon takes over from minik's bootstrap (e.g. the imageless `standard`
