@@ -115,6 +115,7 @@ make_module() { # dir module version localversion pkgs...
     echo
     echo "replace ("
     awk -v lv="$localver" '
+      BEGIN { major = lv; sub(/^v/, "", major); sub(/\..*/, "", major); major += 0 }
       /^replace \($/ { inblock = 1; next }
       inblock && /^\)$/ { inblock = 0; next }
       /^replace / { sub(/^replace /, ""); line = $0 }
@@ -124,8 +125,10 @@ make_module() { # dir module version localversion pkgs...
         # f[1] [ver] => target [ver]
         for (i = 1; i <= n; i++) if (f[i] == "=>") arrow = i
         target = f[arrow + 1]
-        if (target ~ /^\.\.?\//) printf "\t%s => %s %s\n", f[1], f[1], lv
-        else printf "\t%s\n", line
+        if (target !~ /^\.\.?\//) printf "\t%s\n", line
+        # a module of the tree whose path cannot carry LOCALVERSION (go.etcd.io/etcd at v3.x:
+        # no /v3 suffix) is none the build needs: leave it out
+        else if (major < 2 || f[1] ~ ("/v" major "$")) printf "\t%s => %s %s\n", f[1], f[1], lv
         line = ""
       }' "$depmod"
     echo ")"

@@ -438,8 +438,9 @@ pub struct NodeImageBuildArgs {
     pub base_image: String,
     /// Where containerd and runc come from: Debian's packages, upstream static releases, the
     /// --kubernetes-from directory (bundle: its containerd, Debian's runc and CNI plugins), or
-    /// auto (bundle when the directory brings containerd, else Debian's unless the Kubernetes
-    /// version needs containerd 2, else upstream).
+    /// auto (bundle when the directory brings containerd; upstream for downloaded Kubernetes,
+    /// which brings crictl too; else Debian's unless the version needs containerd 2). Debian
+    /// has no crictl: give one in the --kubernetes-from directory for pause and status.
     #[arg(long, value_enum, default_value_t = ContainerdSource::Auto)]
     pub containerd_source: ContainerdSource,
     /// Engine to build with (docker or podman); default: the first that answers, as `start`.

@@ -153,20 +153,11 @@ pub fn net_script(plan: &Plan, node: &PlannedNode) -> String {
     s
 }
 
-/// The oneshot unit that applies [`NET_SCRIPT`] at boot, before kubelet.
-pub const NET_UNIT_TEXT: &str = "[Unit]
-Description=minik pod network routes
-After=network.target
-Before=kubelet.service
-
-[Service]
-Type=oneshot
-RemainAfterExit=yes
-ExecStart=/bin/sh /etc/minik/net.sh
-
-[Install]
-WantedBy=multi-user.target
-";
+/// The oneshot unit that applies [`NET_SCRIPT`] at boot, before kubelet. The node image ships
+/// it enabled (so a node container recreated from its volume gets its routes back); the network
+/// step writes and enables it too, for images made before that.
+pub const NET_UNIT_TEXT: &str =
+    include_str!("../../node-image/files/etc/systemd/system/minik-net.service");
 
 /// The default StorageClass: the in-tree hostPath provisioner (enabled in the
 /// controller-manager by the kubeadm config), so it needs no image.

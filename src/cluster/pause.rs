@@ -155,6 +155,21 @@ pub async fn pause_node<R: Runner>(
     runner: &R,
     namespaces: &Namespaces,
 ) -> anyhow::Result<Vec<String>> {
+    // crictl before the kubelet: a node without it (an image built on Debian's containerd from
+    // a bundle that brought none) must not be left with its kubelet stopped.
+    let probe = match runner.run(&["crictl", "--version"]).await {
+        Ok(out) if out.success() => None,
+        Ok(out) => Some(format!("exit {}: {}", out.exit_code, out.last_error_line())),
+        Err(e) => Some(e.to_string()),
+    };
+    if let Some(detail) = probe {
+        return Err(command_failed(
+            runner.node(),
+            "checking for crictl (pause lists the pods' containers with it; put crictl in the \
+             --kubernetes-from directory or build the node image with --containerd-source upstream)",
+            &detail,
+        ));
+    }
     run_checked(
         runner,
         &["systemctl", "stop", "kubelet"],
@@ -170,7 +185,15 @@ pub async fn pause_node<R: Runner>(
     let mut candidates: Vec<String> = Vec::new();
     for argv in &lists {
         let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
-        let stdout = run_checked(runner, &argv, "listing containers").await?;
+        let stdout = match run_checked(runner, &argv, "listing containers").await {
+            Ok(stdout) => stdout,
+            Err(e) if earlier.is_empty() => {
+                // Nothing is frozen: give the node its kubelet back before failing.
+                let _ = runner.run(&["systemctl", "start", "kubelet"]).await;
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         for id in parse_ids(&stdout) {
             if !candidates.contains(&id) {
                 candidates.push(id);
@@ -287,6 +310,20 @@ pub async fn thaw_before_stop<R: Runner>(runner: &R) -> anyhow::Result<usize> {
     }
 }
 
+/// What `minik stop` runs in a Kubernetes node before the engine stops it: the kubelet first
+/// (so it restarts nothing), then every pod container at once with a 5 s grace period. Left to
+/// systemd's shutdown, kube-apiserver took 30 s to exit on SIGTERM here, so every stop hit the
+/// engine's timeout and ended in SIGKILL; minikube stops the containers first too.
+pub const STOP_PODS_SCRIPT: &str = "systemctl stop kubelet; \
+     crictl ps -q | xargs -r -P 16 -n 1 crictl stop -t 5 >/dev/null";
+
+/// Runs [`STOP_PODS_SCRIPT`] in one node. Best effort by design: whatever does not stop, the
+/// engine's stop kills.
+pub async fn stop_pods<R: Runner>(runner: &R) -> anyhow::Result<()> {
+    run_checked(runner, &["sh", "-c", STOP_PODS_SCRIPT], "stopping pods").await?;
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -393,7 +430,7 @@ mod tests {
             Some("aaa\nbbb\n")
         );
         let log = argvs(&engine);
-        assert_eq!(log[0], "systemctl stop kubelet");
+        assert_eq!(log[..2], ["crictl --version", "systemctl stop kubelet"]);
         assert!(log.contains(&format!("runc --root {RUNC_ROOT} pause aaa")));
 
         let resumed = unpause_node(&runner, true).await.unwrap();
@@ -431,6 +468,58 @@ mod tests {
         );
         assert_eq!(engine.file("n", PAUSED_MARKER).as_deref(), Some("aaa\n"));
         assert!(!argvs(&engine).iter().any(|a| a.ends_with("pause ccc")));
+    }
+
+    #[tokio::test]
+    async fn pause_without_crictl_leaves_the_kubelet_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, runner) = engine_with_node(dir.path()).await;
+        respond(
+            &engine,
+            &["crictl", "--version"],
+            127,
+            "",
+            "exec: \"crictl\": executable file not found in $PATH",
+        );
+        let err = pause_node(&runner, &Namespaces::All).await.unwrap_err();
+        assert!(
+            format!("{err:#}").contains("checking for crictl"),
+            "{err:#}"
+        );
+        assert!(
+            format!("{err:#}").contains("executable file not found"),
+            "{err:#}"
+        );
+        assert_eq!(argvs(&engine), ["crictl --version"], "kubelet untouched");
+        assert_eq!(engine.file("n", PAUSED_MARKER), None, "no marker");
+    }
+
+    #[tokio::test]
+    async fn pause_whose_listing_fails_starts_the_kubelet_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, runner) = engine_with_node(dir.path()).await;
+        respond(&engine, &["crictl", "ps"], 1, "", "connection refused");
+        let err = pause_node(&runner, &Namespaces::All).await.unwrap_err();
+        assert!(format!("{err:#}").contains("connection refused"), "{err:#}");
+        let log = argvs(&engine);
+        assert_eq!(
+            log.last().map(String::as_str),
+            Some("systemctl start kubelet"),
+            "{log:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn stop_pods_stops_the_kubelet_before_the_containers() {
+        let dir = tempfile::tempdir().unwrap();
+        let (engine, runner) = engine_with_node(dir.path()).await;
+        stop_pods(&runner).await.unwrap();
+        let log = argvs(&engine);
+        assert_eq!(log, [format!("sh -c {STOP_PODS_SCRIPT}")]);
+        let kubelet = STOP_PODS_SCRIPT.find("systemctl stop kubelet").unwrap();
+        assert!(kubelet < STOP_PODS_SCRIPT.find("crictl stop").unwrap());
+        respond(&engine, &["sh", "-c"], 1, "", "no crictl");
+        assert!(stop_pods(&runner).await.is_err());
     }
 
     #[tokio::test]

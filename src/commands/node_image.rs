@@ -84,6 +84,11 @@ pub fn resolve_containerd(
         ContainerdSource::Auto if kubernetes_from.is_some_and(release::dir_has_containerd) => {
             ContainerdSource::Bundle
         }
+        // Downloaded Kubernetes (online anyway): upstream's releases, which bring crictl too
+        // (Debian has no cri-tools package, and pause and status need crictl).
+        ContainerdSource::Auto if kubernetes.is_some() && kubernetes_from.is_none() => {
+            ContainerdSource::Upstream
+        }
         ContainerdSource::Auto if kubernetes.is_some_and(|v| v.requires_containerd_2()) => {
             ContainerdSource::Upstream
         }
@@ -464,9 +469,10 @@ mod tests {
             resolve_containerd(ContainerdSource::Auto, None, None),
             ContainerdSource::Debian
         );
+        // Downloaded Kubernetes of any version: upstream's containerd, runc and crictl.
         assert_eq!(
             resolve_containerd(ContainerdSource::Auto, Some(&old), None),
-            ContainerdSource::Debian
+            ContainerdSource::Upstream
         );
         assert_eq!(
             resolve_containerd(ContainerdSource::Auto, Some(&new), None),
@@ -476,8 +482,13 @@ mod tests {
             resolve_containerd(ContainerdSource::Debian, Some(&new), None),
             ContainerdSource::Debian
         );
-        // A directory that brings containerd wins over both.
+        // A directory without containerd: Debian's (offline) unless the version needs 2.x.
         let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            resolve_containerd(ContainerdSource::Auto, Some(&old), Some(dir.path())),
+            ContainerdSource::Debian
+        );
+        // A directory that brings containerd wins over both.
         assert_eq!(
             resolve_containerd(ContainerdSource::Auto, Some(&new), Some(dir.path())),
             ContainerdSource::Upstream

@@ -473,7 +473,7 @@ async fn check_addresses(driver: &AnyDriver, plan: &k8s::Plan) -> anyhow::Result
             Ok(c) => String::from_utf8_lossy(&c).into_owned(),
             Err(_) => continue,
         };
-        if !config.contains(&node.ip) {
+        if !names_address(&config, &node.ip) {
             return Err(fail_with(
                 &crate::errors::K8S_BOOTSTRAP,
                 format!(
@@ -488,6 +488,14 @@ async fn check_addresses(driver: &AnyDriver, plan: &k8s::Plan) -> anyhow::Result
         }
     }
     Ok(())
+}
+
+/// Whether a kubeadm configuration names `ip` as a whole address (`192.168.49.2` is not named
+/// by a config for `192.168.49.20`, nor by `10.192.168.49.2`).
+fn names_address(config: &str, ip: &str) -> bool {
+    config
+        .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .any(|token| token == ip)
 }
 
 async fn finish(
@@ -565,3 +573,21 @@ fn qemu_flags(ctx: &Context, driver: &mut AnyDriver, args: &StartArgs) -> anyhow
 
 /// Least disk per VM node: the base system plus room for images.
 const MIN_DISK_MIB: u64 = 2048;
+
+#[cfg(test)]
+mod tests {
+    use super::names_address;
+
+    #[test]
+    fn address_check_matches_whole_addresses_only() {
+        let config = "localAPIEndpoint:\n  advertiseAddress: 192.168.49.20\ncontrolPlaneEndpoint: 192.168.49.20:6443\n  - name: node-ip\n    value: \"192.168.49.20\"\n";
+        assert!(names_address(config, "192.168.49.20"));
+        assert!(!names_address(config, "192.168.49.2"), "a prefix of .20");
+        assert!(!names_address(config, "168.49.20"), "a suffix");
+        assert!(names_address(
+            "controlPlaneEndpoint: 10.0.0.3:6443",
+            "10.0.0.3"
+        ));
+        assert!(!names_address("", "10.0.0.3"));
+    }
+}
