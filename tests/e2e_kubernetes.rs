@@ -544,7 +544,8 @@ spec:
 /// on another node, from one on the endpoint's node and from the endpoint itself (hairpin); a
 /// NodePort from inside a node; `image load` + `imagePullPolicy: Never`; local-path storage
 /// (built from source, given with `addons enable --images`) as the default class: a PVC bound on
-/// a worker, written by root and non-root, read back after stop/start; host kubectl and `minik kubectl`; pause/unpause; stop/start without kubeadm; node
+/// a worker, written by root and non-root, read back after stop/start; host kubectl and `minik kubectl`; pause/unpause; stop/start without kubeadm,
+/// with the control plane's and a worker's containers removed while stopped (recreated); node
 /// add/delete; `delete` removes the context and every resource.
 #[cfg(feature = "e2e-kubernetes")]
 #[test]
@@ -712,10 +713,19 @@ spec:
     c.minik(&["unpause", "-p", &p]);
     c.kubectl(&["get", "--raw", "/readyz"]);
 
-    // stop → start: no kubeadm rerun, the nodes and the workload back.
+    // stop → start: no kubeadm rerun, the nodes and the workload back. The control plane's
+    // and m02's containers are removed while stopped, so start recreates them from their /var
+    // volumes: /etc/kubernetes and the CNI configuration must come back with them (they were
+    // lost before they moved onto the volume).
+    let stopping = std::time::Instant::now();
     c.minik(&["stop", "-p", &p]);
+    eprintln!("stop of 3 nodes: {:.1}s", stopping.elapsed().as_secs_f64());
+    for node in [p.as_str(), m02.as_str()] {
+        let out = Command::new("docker").args(["rm", node]).output().unwrap();
+        assert!(out.status.success(), "docker rm {node}: {out:?}");
+    }
     let secs = c.start(&[]);
-    eprintln!("restart of 3 nodes to Ready: {secs:.1}s");
+    eprintln!("restart of 3 nodes (2 recreated) to Ready: {secs:.1}s");
     assert_eq!(c.ready_nodes(), 3);
     c.kubectl(&["delete", "pod", "near", "far", "--wait=false"]);
     c.kubectl(&["wait", "--for=condition=Ready", "pod/web", "--timeout=180s"]);

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Kubernetes cluster benchmark: `minik start` to every node Ready and CoreDNS answering, split
+# by step (as minik reports them), for 1 and 3 nodes; stop, start again, pause, unpause; and an
+# idle 1-node cluster's CPU and memory over 60 s (`docker stats`, as minikube and kind publish
+# theirs: 3.0 % and 3.4 %).
+#
+# Usage: bench/kubernetes.sh [NODES...]        (default: 1 3)
+# Env:   MINIK=path/to/minik (default target/release/minik, else target/debug/minik)
+#        MINIK_KUBERNETES_FROM=DIR  the binaries and images (hack/build-kubernetes.sh prints it);
+#                                   unset: minik downloads from dl.k8s.io
+#        KUBERNETES_VERSION=vX.Y.Z  (default: VERSION in that directory, else minik's default)
+#        IDLE_SECONDS=60  DRIVER=docker|podman
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DRIVER="${DRIVER:-docker}"
+IDLE_SECONDS="${IDLE_SECONDS:-60}"
+MINIK="${MINIK:-}"
+if [[ -z "$MINIK" ]]; then
+  if [[ -x target/release/minik ]]; then MINIK=target/release/minik; else MINIK=target/debug/minik; fi
+fi
+NODES=("$@")
+[[ ${#NODES[@]} -gt 0 ]] || NODES=(1 3)
+VERSION_ARGS=()
+if [[ -n "${KUBERNETES_VERSION:-}" ]]; then
+  VERSION_ARGS=(--kubernetes-version "$KUBERNETES_VERSION")
+elif [[ -n "${MINIK_KUBERNETES_FROM:-}" && -f "$MINIK_KUBERNETES_FROM/VERSION" ]]; then
+  VERSION_ARGS=(--kubernetes-version "$(cat "$MINIK_KUBERNETES_FROM/VERSION")")
+fi
+MINIK_HOME="$(mktemp -d)"
+export MINIK_HOME
+export KUBECONFIG="$MINIK_HOME/kubeconfig"
+export CI=true
+PROFILES=()
+trap 'for p in "${PROFILES[@]}"; do "$MINIK" delete -p "$p" >/dev/null 2>&1 || true; done; rm -rf "$MINIK_HOME"' EXIT
+
+now() { date +%s.%N; }
+elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+run() { # log-file command...: runs it, fails the bench with its output on failure
+  local log="$1"
+  shift
+  "$@" >"$log" 2>&1 || { cat "$log" >&2; echo "failed: $*" >&2; exit 1; }
+}
+# The node image first, so no start below includes its build.
+run "$MINIK_HOME/image.log" "$MINIK" node-image build --driver "$DRIVER" "${VERSION_ARGS[@]:---kubernetes-version=stable}"
+
+for n in "${NODES[@]}"; do
+  p="bench-k8s-$n"
+  PROFILES+=("$p")
+  t=$(now)
+  run "$MINIK_HOME/start-$n.log" "$MINIK" start -p "$p" --driver "$DRIVER" --nodes "$n" "${VERSION_ARGS[@]}"
+  total=$(elapsed "$t")
+  echo "start, $n node(s), to Ready + CoreDNS: ${total}s"
+  # minik's own step lines: "✓ Starting the control plane (Kubernetes v1.37.2) (12.6s)"
+  sed -n 's/^[^A-Za-z]*\(.*\) (\([0-9.]*\)s)$/    \2s  \1/p' "$MINIK_HOME/start-$n.log"
+  t=$(now)
+  run "$MINIK_HOME/stop-$n.log" "$MINIK" stop -p "$p"
+  echo "stop, $n node(s): $(elapsed "$t")s"
+  t=$(now)
+  run "$MINIK_HOME/restart-$n.log" "$MINIK" start -p "$p"
+  echo "start again (no kubeadm), $n node(s), to Ready: $(elapsed "$t")s"
+  t=$(now)
+  run "$MINIK_HOME/pause-$n.log" "$MINIK" pause -p "$p"
+  echo "pause: $(elapsed "$t")s"
+  t=$(now)
+  run "$MINIK_HOME/unpause-$n.log" "$MINIK" unpause -p "$p"
+  echo "unpause: $(elapsed "$t")s"
+
+  if [[ "$n" == 1 && "$DRIVER" == docker && "$IDLE_SECONDS" -gt 0 ]]; then
+    sleep 30 # let the restart settle (image GC, leader elections)
+    samples=$((IDLE_SECONDS / 5))
+    for _ in $(seq "$samples"); do
+      docker stats --no-stream --format '{{.CPUPerc}} {{.MemUsage}}' "$p"
+      sleep 4
+    done | awk -v s="$IDLE_SECONDS" '
+      { cpu += $1 + 0; m = $2; unit = m; sub(/[0-9.]+/, "", unit); v = m + 0
+        if (unit == "GiB") v *= 1024; else if (unit == "KiB") v /= 1024
+        mem += v; n++ }
+      END { printf "idle 1-node cluster over %ds: CPU %.1f %% (of one core), memory %.0f MiB (mean of %d samples)\n", s, cpu / n, mem / n, n }'
+  fi
+  "$MINIK" delete -p "$p" >/dev/null 2>&1
+done
