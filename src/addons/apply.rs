@@ -85,6 +85,20 @@ fn addon_error(addon: &str, profile: &str, what: String) -> anyhow::Error {
     )
 }
 
+/// A failed pull in one line: crictl repeats the registry's answer in several forms over
+/// several lines; the last error line says it, cut to its last 240 characters.
+fn pull_failure_text(out: &Output) -> String {
+    let line = out.last_error_line();
+    // The cause comes last ("…: dial tcp: lookup registry-1.docker.io: no such host").
+    let count = line.chars().count();
+    let line: String = if count > 240 {
+        "…".chars().chain(line.chars().skip(count - 240)).collect()
+    } else {
+        line
+    };
+    format!("exit {}: {line}", out.exit_code)
+}
+
 fn failure_text(out: &Output) -> String {
     let text = format!("{}{}", out.stderr_str(), out.stdout_str());
     let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
@@ -288,7 +302,7 @@ async fn ensure_images<D: Driver>(
                         t.engine
                             .map(|(_, n)| format!(" or in {n}'s store"))
                             .unwrap_or_default(),
-                        failure_text(&out),
+                        pull_failure_text(&out),
                         crate::addons::image_name(image)
                     ),
                 ));
@@ -341,7 +355,7 @@ async fn ensure_unpinned<D: Driver>(
                 t.engine
                     .map(|(_, n)| format!(" or in {n}'s store"))
                     .unwrap_or_default(),
-                failure_text(&out),
+                pull_failure_text(&out),
                 t.profile,
                 crate::addons::image_name(name)
             ),
@@ -574,6 +588,28 @@ pub fn notes(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_failed_pull_is_one_line_ending_in_its_cause() {
+        let fatal = format!(
+            "time=\"2026-12-03T15:48:26Z\" level=error msg=\"pulling image: failed to pull {}: dial tcp: lookup registry-1.docker.io on 192.168.49.1:53: no such host\"",
+            "x".repeat(400)
+        );
+        let out = Output {
+            exit_code: 1,
+            stdout: Vec::new(),
+            stderr: format!("E1203 15:48:26 remote_image.go:334] PullImage failed\n{fatal}\n")
+                .into_bytes(),
+        };
+        let text = pull_failure_text(&out);
+        assert!(text.starts_with("exit 1: …"), "{text}");
+        assert!(text.ends_with("no such host\""), "{text}");
+        assert!(
+            !text.contains('\n') && !text.contains("remote_image.go"),
+            "{text}"
+        );
+        assert!(text.chars().count() < 260, "{}", text.len());
+    }
 
     fn pods(json: &str) -> Vec<Pod> {
         serde_json::from_str::<PodItems>(json).unwrap().items

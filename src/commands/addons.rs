@@ -398,8 +398,9 @@ async fn try_apply_enabled(
         if let Err(e) =
             addons::apply::enable(&t, &addon, WaitOptions { wait, timeout }, &ctx.reporter).await
         {
+            // (The error names the addon already: "addon NAME: ...".)
             ctx.reporter.warn(&format!(
-                "addon {n}: {e:#} (retry with `minik addons enable -p {} {n}`)",
+                "{e:#} (retry with `minik addons enable -p {} {n}`)",
                 profile.name
             ));
             failed.push(n.as_str());
