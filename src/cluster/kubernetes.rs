@@ -200,36 +200,53 @@ async fn must<R: Runner>(runner: &R, step: &str, argv: &[&str]) -> anyhow::Resul
     Ok(out.stdout_str())
 }
 
-/// Like [`must`], for kubeadm: on failure, the kubelet's last journal lines are added.
+/// Like [`must`], for kubeadm: on failure, the kubelet's last journal lines follow kubeadm's
+/// own last error line in the message.
 async fn kubeadm<R: Runner>(runner: &R, step: &str, argv: &[&str]) -> anyhow::Result<()> {
-    match must(runner, step, argv).await {
-        Ok(_) => Ok(()),
-        Err(e) => {
-            let journal = runner
-                .run(&[
-                    "journalctl",
-                    "--no-pager",
-                    "-u",
-                    "kubelet",
-                    "-n",
-                    "15",
-                    "-o",
-                    "cat",
-                ])
-                .await
-                .map(|o| o.stdout_str())
-                .unwrap_or_default();
-            if journal.trim().is_empty() {
-                Err(e)
-            } else {
-                Err(e.context(format!(
-                    "kubelet's last journal lines on {}:\n{}",
-                    runner.node(),
-                    journal.trim_end()
-                )))
-            }
-        }
+    let out = runner
+        .run(argv)
+        .await
+        .with_context(|| format!("{step}: running {} on {}", argv.join(" "), runner.node()))?;
+    if out.success() {
+        return Ok(());
     }
+    // kubeadm's own last error line first (what failed), then the kubelet's journal (why).
+    let journal = runner
+        .run(&[
+            "journalctl",
+            "--no-pager",
+            "-u",
+            "kubelet",
+            "-n",
+            "15",
+            "-o",
+            "cat",
+        ])
+        .await
+        .map(|o| o.stdout_str())
+        .unwrap_or_default();
+    let mut message = format!(
+        "step {step} failed on node {}: `{}` exited with {}: {}",
+        runner.node(),
+        argv.join(" "),
+        out.exit_code,
+        out.last_error_line()
+    );
+    if !journal.trim().is_empty() {
+        message.push_str(&format!(
+            "\nkubelet's last journal lines on {}:\n{}",
+            runner.node(),
+            journal.trim_end()
+        ));
+    }
+    Err(fail_with(
+        &K8S_BOOTSTRAP,
+        message,
+        format!(
+            "Run `minik logs -n {} -u kubelet` for the kubelet's journal; --keep-on-failure keeps the nodes.",
+            runner.node()
+        ),
+    ))
 }
 
 /// True when the node sees cgroup v1 (`/sys/fs/cgroup` is a tmpfs of v1 hierarchies).
@@ -862,6 +879,11 @@ current-context: kubernetes-admin@kubernetes
             "{text}"
         );
         assert!(text.contains("failed to run Kubelet"), "{text}");
+        // The headline the CLI prints (the outermost message) says what kubeadm reported, not
+        // only the journal (it used to be a context that hid kubeadm's line).
+        let top = err.to_string();
+        assert!(top.contains("timed out waiting for the condition"), "{top}");
+        assert!(top.contains("failed to run Kubelet"), "{top}");
         assert_eq!(crate::errors::classify(&err).0.id, "K8S_BOOTSTRAP");
         // Nothing after the failed step ran: no join.
         assert!(
