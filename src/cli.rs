@@ -146,9 +146,10 @@ pub struct StartArgs {
     #[arg(long, value_name = "vX.Y.Z")]
     pub kubernetes_version: Option<String>,
 
-    /// Take the Kubernetes binaries (and image tarballs) from this directory instead of
-    /// downloading them, when the node image has to be built (air-gapped machines). Layout:
-    /// docs/kubernetes.md.
+    /// Take the Kubernetes binaries (kubeadm, kubelet, kubectl; optionally crictl and
+    /// containerd; image tarballs) from this directory instead of downloading them, when the
+    /// node image has to be built (air-gapped machines; `hack/build-kubernetes.sh` makes one).
+    /// Layout: docs/kubernetes.md.
     #[arg(long, value_name = "DIR", env = "MINIK_KUBERNETES_FROM")]
     pub kubernetes_from: Option<PathBuf>,
 
@@ -426,8 +427,9 @@ pub struct NodeImageBuildArgs {
     /// Kubernetes to install: `none`, `stable` (minik's default version), or vX.Y.Z.
     #[arg(long, default_value = "none", value_name = "none|stable|vX.Y.Z")]
     pub kubernetes_version: String,
-    /// Take kubeadm, kubelet and kubectl (and image tarballs) from this directory instead of
-    /// downloading them from dl.k8s.io. Layout: docs/kubernetes.md.
+    /// Take kubeadm, kubelet and kubectl (optionally crictl and containerd; image tarballs)
+    /// from this directory instead of downloading them from dl.k8s.io. Layout:
+    /// docs/kubernetes.md.
     #[arg(long, value_name = "DIR", env = "MINIK_KUBERNETES_FROM")]
     pub kubernetes_from: Option<PathBuf>,
     /// Image tag (default: minik's own tag for that version).
