@@ -350,7 +350,9 @@ fn pause_stops_kubelet_then_freezes_and_unpause_resumes_the_same_containers() {
     let log = env.log()[before..].to_vec();
     for (node, ids) in [("k", vec!["aaa111", "bbb222"]), ("k-m02", vec!["ccc333"])] {
         let cmds = commands_on(&log, node);
-        assert_eq!(cmds[0], "systemctl stop kubelet", "{node}: {cmds:?}");
+        // crictl is checked before the kubelet is stopped (a node without it keeps its kubelet).
+        assert_eq!(cmds[0], "crictl --version", "{node}: {cmds:?}");
+        assert_eq!(cmds[1], "systemctl stop kubelet", "{node}: {cmds:?}");
         let list = cmds
             .iter()
             .position(|c| c == &format!("crictl ps -q --label {ns}"))
@@ -443,6 +445,7 @@ fn pause_namespaces_and_all_namespaces() {
     assert_eq!(
         cmds,
         [
+            "crictl --version".to_string(),
             "systemctl stop kubelet".to_string(),
             "crictl ps -q".into(),
             format!("runc --root {RUNC_ROOT} pause fff999"),
@@ -478,6 +481,8 @@ fn stop_resumes_paused_containers_before_shutting_nodes_down() {
         [
             format!("runc --root {RUNC_ROOT} resume aaa111"),
             format!("rm -f {MARKER}"),
+            // then the kubelet and the pods, before the engine stops the node
+            "sh -c systemctl stop kubelet; crictl ps -q | xargs -r -P 16 -n 1 crictl stop -t 5 >/dev/null".to_string(),
         ]
     );
 }
