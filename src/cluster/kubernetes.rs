@@ -225,12 +225,21 @@ async fn kubeadm<R: Runner>(runner: &R, step: &str, argv: &[&str]) -> anyhow::Re
         .await
         .map(|o| o.stdout_str())
         .unwrap_or_default();
+    // kubeadm ends every failure with "To see the stack trace of this error execute with
+    // --v=5 or higher"; the line before it says what failed ("error execution phase ...").
+    let stderr = out.stderr_str();
+    let cause = stderr
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| !l.is_empty() && !l.starts_with("To see the stack trace"))
+        .map(str::to_string)
+        .unwrap_or_else(|| out.last_error_line());
     let mut message = format!(
-        "step {step} failed on node {}: `{}` exited with {}: {}",
+        "step {step} failed on node {}: `{}` exited with {}: {cause}",
         runner.node(),
         argv.join(" "),
         out.exit_code,
-        out.last_error_line()
     );
     if !journal.trim().is_empty() {
         message.push_str(&format!(
@@ -857,7 +866,7 @@ current-context: kubernetes-admin@kubernetes
             prefix: vec!["kubeadm".into(), "init".into()],
             exit_code: 1,
             stdout: String::new(),
-            stderr: "[wait-control-plane] timed out waiting for the condition\n".into(),
+            stderr: "[wait-control-plane] timed out waiting for the condition\nTo see the stack trace of this error execute with --v=5 or higher\n".into(),
         });
         engine.respond(Response {
             node: "k".into(),
