@@ -200,6 +200,18 @@ async fn must<R: Runner>(runner: &R, step: &str, argv: &[&str]) -> anyhow::Resul
     Ok(out.stdout_str())
 }
 
+/// The kubelet's last journal lines, quoted in bootstrap and readiness failures.
+const KUBELET_JOURNAL: [&str; 8] = [
+    "journalctl",
+    "--no-pager",
+    "-u",
+    "kubelet",
+    "-n",
+    "15",
+    "-o",
+    "cat",
+];
+
 /// Like [`must`], for kubeadm: on failure, the kubelet's last journal lines follow kubeadm's
 /// own last error line in the message.
 async fn kubeadm<R: Runner>(runner: &R, step: &str, argv: &[&str]) -> anyhow::Result<()> {
@@ -212,16 +224,7 @@ async fn kubeadm<R: Runner>(runner: &R, step: &str, argv: &[&str]) -> anyhow::Re
     }
     // kubeadm's own last error line first (what failed), then the kubelet's journal (why).
     let journal = runner
-        .run(&[
-            "journalctl",
-            "--no-pager",
-            "-u",
-            "kubelet",
-            "-n",
-            "15",
-            "-o",
-            "cat",
-        ])
+        .run(&KUBELET_JOURNAL)
         .await
         .map(|o| o.stdout_str())
         .unwrap_or_default();
@@ -607,19 +610,7 @@ async fn not_ready_error<D: Driver>(
 ) -> anyhow::Error {
     let cp = driver.runner(&plan.control_plane().name);
     let (node, argv): (String, Vec<&str>) = match what {
-        NotReady::Node(n) => (
-            n.clone(),
-            vec![
-                "journalctl",
-                "--no-pager",
-                "-u",
-                "kubelet",
-                "-n",
-                "15",
-                "-o",
-                "cat",
-            ],
-        ),
+        NotReady::Node(n) => (n.clone(), KUBELET_JOURNAL.to_vec()),
         NotReady::CoreDns => (
             plan.control_plane().name.clone(),
             vec![
