@@ -34,6 +34,9 @@ reasons! {
     INTERRUPTED = ("MK_INTERRUPTED", 15, "The command was interrupted; run `minik status` to see what state the profile is in.");
     /// Local files (MINIK_HOME, kubeconfig) cannot be read or written.
     HOST_FILES = ("HOST_FILES", 30, "Check that MINIK_HOME (default ~/.minik) is writable and the disk is not full.");
+    /// Standard output cannot be written (a full disk behind a redirect, a closed terminal);
+    /// a closed pipe is not an error: the process ends as SIGPIPE ends it.
+    HOST_STDOUT = ("HOST_STDOUT", 33, "Check where standard output goes (a file on a full disk, a closed terminal), or redirect it elsewhere.");
     /// The kubeconfig file cannot be updated.
     HOST_KUBECONFIG = ("HOST_KUBECONFIG", 31, "Check the kubeconfig file named above (and $KUBECONFIG): it must be valid YAML and writable.");
     /// Another process holds a lock (kubeconfig).

@@ -106,8 +106,12 @@ fn report_error(json: bool, err: &anyhow::Error) -> u8 {
 
 fn init_tracing(verbose: u8) {
     let default = match verbose {
-        0 => "warn",
-        1 => "minik=debug,minik_driver_docker=debug,minik_driver_api=debug",
+        // The kube client logs every refused connection at ERROR while minik's wait retries
+        // them and reports what stayed unready itself: off unless asked for.
+        0 => "warn,kube_client=off",
+        1 => {
+            "minik=debug,minik_driver_api=debug,minik_driver_docker=debug,minik_driver_podman=debug,minik_driver_qemu=debug"
+        }
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("MINIK_LOG")

@@ -826,9 +826,18 @@ fn kubernetes_start_bootstraps_exports_and_restarts_without_kubeadm() {
         format!("https://127.0.0.1:{}", env.api_port("k"))
     );
 
-    // stop -> start: nodes come back, kubeadm is not run again, the context stays.
+    // stop -> start: nodes come back, kubeadm is not run again, the context stays; every
+    // node's kubelet is started (a `stop` killed after it stopped the kubelets leaves running
+    // nodes without one).
     env.minik(&["-p", "k", "stop"]).expect(0);
+    let before = env.log().len();
     env.minik(&["-p", "k", "start", "--wait=false"]).expect(0);
+    let kubelet_starts: Vec<String> = env.log()[before..]
+        .iter()
+        .filter(|r| r.argv.join(" ") == "systemctl start kubelet")
+        .map(|r| r.node.clone())
+        .collect();
+    assert_eq!(kubelet_starts.len(), 2, "{kubelet_starts:?}");
     let inits = env
         .log()
         .iter()

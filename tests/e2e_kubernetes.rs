@@ -467,7 +467,8 @@ mod real {
             String::from_utf8_lossy(&out.stdout).into_owned()
         }
 
-        pub fn start(&self, extra: &[&str]) -> f64 {
+        /// `minik start`; returns its duration and what it printed (stdout, then stderr).
+        pub fn start(&self, extra: &[&str]) -> (f64, String) {
             let t = Instant::now();
             let mut args = vec![
                 "start",
@@ -477,10 +478,11 @@ mod real {
                 &self.version,
             ];
             args.extend_from_slice(extra);
-            self.minik(&args);
+            let (code, out, err) = self.try_minik(&args, None);
+            assert_eq!(code, 0, "minik {args:?} failed:\n{out}\n{err}");
             let secs = t.elapsed().as_secs_f64();
             eprintln!("minik start -p {} {extra:?}: {secs:.1}s", self.profile);
-            secs
+            (secs, format!("{out}{err}"))
         }
 
         pub fn node(&self, suffix: &str) -> String {
@@ -553,7 +555,7 @@ fn real_cluster_docker_three_nodes() {
     use real::*;
     let c = Cluster::new("k8s3");
     let p = c.profile.clone();
-    c.start(&["--driver", "docker", "--nodes", "3"]);
+    let (_, started) = c.start(&["--driver", "docker", "--nodes", "3"]);
     assert_eq!(c.ready_nodes(), 3, "{}", c.host_kubectl(&["get", "nodes"]));
     let all = c.kubectl(&["get", "pods", "-A", "--no-headers"]);
     assert!(all.contains("kube-apiserver"), "{all}");
@@ -623,29 +625,30 @@ spec:
     ]);
     assert!(got.contains("web-web"), "NodePort: {got}");
 
-    // Storage: the local-path provisioner built here from source (hack/build-addon-images.sh;
-    // no registry to pull upstream's from), given to the cluster with `image load` and
-    // `--images`, as the default class. A PVC binds on the node of its first pod, a root and a
+    // Storage: `start` alone gives local-path as the default class, offline. The
+    // provisioner's image (v0.0.30, built here from source by hack/build-addon-images.sh) is
+    // preloaded into the node image from the `--kubernetes-from` directory (.ci/run adds it
+    // there), and the start's default addons take that local build since upstream's pinned
+    // digest cannot be pulled here. A PVC binds on the node of its first pod, a root and a
     // non-root pod write to it, and the data is there after stop/start (checked below).
-    c.minik(&["image", "load", "-p", &p, LOCAL_PATH_IMAGE]);
-    c.minik(&[
-        "addons",
-        "enable",
-        "-p",
-        &p,
-        "storage-provisioner",
-        "--images",
-        &format!("local-path-provisioner={LOCAL_PATH_IMAGE}"),
-    ]);
-    c.minik(&["addons", "enable", "-p", &p, "default-storageclass"]);
+    assert!(
+        started.contains(&format!("using the local build {LOCAL_PATH_IMAGE}")),
+        "{started}"
+    );
+    assert!(
+        !started
+            .lines()
+            .any(|l| l.starts_with("! ") && l.contains("storage")),
+        "{started}"
+    );
     let sc = c.host_kubectl(&[
         "get",
         "storageclass",
         "standard",
         "-o",
-        "jsonpath={.provisioner}",
+        "jsonpath={.provisioner} {.metadata.annotations.storageclass\\.kubernetes\\.io/is-default-class}",
     ]);
-    assert_eq!(sc.trim(), "rancher.io/local-path");
+    assert_eq!(sc.trim(), "rancher.io/local-path true");
     c.apply(&format!(
         "apiVersion: v1
 kind: PersistentVolumeClaim
@@ -724,7 +727,7 @@ spec:
         let out = Command::new("docker").args(["rm", node]).output().unwrap();
         assert!(out.status.success(), "docker rm {node}: {out:?}");
     }
-    let secs = c.start(&[]);
+    let (secs, _) = c.start(&[]);
     eprintln!("restart of 3 nodes (2 recreated) to Ready: {secs:.1}s");
     assert_eq!(c.ready_nodes(), 3);
     c.kubectl(&["delete", "pod", "near", "far", "--wait=false"]);
@@ -798,8 +801,30 @@ spec:
 fn real_cluster_podman_one_node() {
     use real::*;
     let c = Cluster::new("k8spm");
-    c.start(&["--driver", "podman"]);
+    let (_, started) = c.start(&["--driver", "podman"]);
     assert_eq!(c.ready_nodes(), 1);
+    assert!(
+        started.contains(&format!("using the local build {LOCAL_PATH_IMAGE}")),
+        "{started}"
+    );
+    // `--images` for real: the storage addon enabled again with its image named explicitly.
+    c.minik(&[
+        "addons",
+        "enable",
+        "-p",
+        &c.profile,
+        "storage-provisioner",
+        "--images",
+        &format!("local-path-provisioner={LOCAL_PATH_IMAGE}"),
+    ]);
+    let sc = c.host_kubectl(&[
+        "get",
+        "storageclass",
+        "standard",
+        "-o",
+        "jsonpath={.provisioner}",
+    ]);
+    assert_eq!(sc.trim(), "rancher.io/local-path");
     c.minik(&[
         "image",
         "load",
@@ -814,4 +839,20 @@ fn real_cluster_podman_one_node() {
         &["nslookup", "kubernetes.default.svc.cluster.local"],
     );
     assert!(ns.contains("10.96.0.1"), "{ns}");
+
+    // A `minik stop` killed after it stopped the kubelet and the pods (what its first step
+    // does) but before the engine stopped the node: the node runs without a kubelet. The next
+    // `start` brings the kubelet back and the cluster answers (it timed out before).
+    c.minik(&[
+        "ssh",
+        "-p",
+        &c.profile,
+        "--",
+        "bash",
+        "-c",
+        "systemctl stop kubelet; crictl ps -q | xargs -r -P 16 -n 1 crictl stop -t 5 >/dev/null",
+    ]);
+    c.start(&["--wait-timeout", "120s"]);
+    assert_eq!(c.ready_nodes(), 1);
+    c.kubectl(&["get", "--raw", "/readyz"]);
 }

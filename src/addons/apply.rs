@@ -210,13 +210,20 @@ async fn check_ready<R: Runner>(cp: &R, addon: &Addon) -> Result<(), String> {
 /// pinned name; otherwise, when the engine's store has the image *and* recorded the pinned
 /// digest when it pulled it, it is loaded like `minik image load`. When neither, the nodes pull
 /// it from its registry when a pod needs it; that is said, not treated as an error.
+///
+/// When no copy of the pinned image can be had without a registry, a local build of the pinned
+/// version present on every node ([`crate::addons::local_build_of`]: preloaded into the node
+/// image from a `--kubernetes-from` directory, or loaded with `minik image load`) is used in
+/// its place, and said so; the returned map (image name → reference) holds those substitutes
+/// for [`Addon::with_images`]. Only when neither exists is the pinned image pulled now.
 async fn ensure_images<D: Driver>(
     t: &Target<'_, D>,
     addon: &Addon,
     reporter: &Reporter,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<BTreeMap<String, String>> {
+    let mut substitutes = BTreeMap::new();
     if addon.meta.images.is_empty() {
-        return Ok(());
+        return Ok(substitutes);
     }
     let runners: Vec<D::Runner> = t.nodes.iter().map(|n| t.driver.runner(n)).collect();
     let listings = try_join_all(runners.iter().map(images::list)).await?;
@@ -290,6 +297,16 @@ async fn ensure_images<D: Driver>(
             None => false,
         };
         if !from_engine {
+            if let Some(local) = crate::addons::local_build_of(&pinned)
+                .filter(|l| listings.iter().all(|listing| listing.get(l).is_some()))
+            {
+                reporter.info(&format!(
+                    "{}: {tag_ref} is not in the nodes; using the local build {local} they hold (built from source, not the pinned {digest})",
+                    addon.name
+                ));
+                substitutes.insert(crate::addons::image_name(image).to_string(), local);
+                continue;
+            }
             // Pull now, before anything is applied: an image nobody has and no registry
             // serves (offline, air-gapped) fails the addon here and leaves the cluster as it
             // was, instead of replacing working objects with pods stuck in ImagePullBackOff.
@@ -309,7 +326,7 @@ async fn ensure_images<D: Driver>(
             }
         }
     }
-    Ok(())
+    Ok(substitutes)
 }
 
 /// [`ensure_images`] for an image not pinned by digest (one replaced with `--images`): nodes
@@ -454,7 +471,14 @@ pub async fn enable<D: Driver>(
     reporter: &Reporter,
 ) -> anyhow::Result<()> {
     let cp = t.driver.runner(&t.control_plane);
-    ensure_images(t, addon, reporter).await?;
+    let substitutes = ensure_images(t, addon, reporter).await?;
+    let substituted;
+    let addon = if substitutes.is_empty() {
+        addon
+    } else {
+        substituted = addon.with_images(&substitutes);
+        &substituted
+    };
     let step = reporter.step("addon-apply", format!("Applying addon {}", addon.name));
     let r = async {
         take_over(&cp, addon, t.profile).await?;

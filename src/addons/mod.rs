@@ -147,6 +147,20 @@ pub fn image_name(reference: &str) -> &str {
     repo.rsplit('/').next().unwrap_or(repo)
 }
 
+/// Where a local build of an addon image lives (`hack/build-addon-images.sh` names its builds
+/// so): `localhost/minik-addons/<image name>:<pinned tag>`.
+pub const LOCAL_BUILDS: &str = "localhost/minik-addons";
+
+/// The name a local build of `reference` (built from source at the version it pins) carries:
+/// `docker.io/rancher/local-path-provisioner:v0.0.30@sha256:…` →
+/// `localhost/minik-addons/local-path-provisioner:v0.0.30`. `None` for a reference without a tag.
+pub fn local_build_of(reference: &str) -> Option<String> {
+    let named = reference.split('@').next().unwrap_or(reference);
+    let repo = crate::images::reference::repository(named);
+    let tag = named.strip_prefix(repo)?.strip_prefix(':')?;
+    (!tag.is_empty()).then(|| format!("{LOCAL_BUILDS}/{}:{tag}", image_name(repo)))
+}
+
 /// Image replacements for one addon: `--images NAME=REFERENCE` and `--registries NAME=HOST`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ImageOverrides {

@@ -294,3 +294,26 @@ fn strict_rendering_refuses_what_it_does_not_implement() {
     let legacy: &'static str = Box::leak(legacy.into_boxed_str());
     assert!(render("t", &base(legacy)).unwrap_err().contains("fifo"));
 }
+
+#[test]
+fn a_local_build_is_named_after_the_pinned_tag() {
+    assert_eq!(
+        local_build_of(
+            "docker.io/rancher/local-path-provisioner:v0.0.30@sha256:9b914881170048f80ae9302f36e5b99b4a6b18af73a38adc1c66d12f65d360be"
+        )
+        .as_deref(),
+        Some("localhost/minik-addons/local-path-provisioner:v0.0.30")
+    );
+    assert_eq!(
+        local_build_of("registry.k8s.io/metrics-server/metrics-server:v0.8.0").as_deref(),
+        Some("localhost/minik-addons/metrics-server:v0.8.0")
+    );
+    // No tag, no version to build: no local build name.
+    assert_eq!(
+        local_build_of(
+            "docker.io/library/registry@sha256:9b914881170048f80ae9302f36e5b99b4a6b18af73a38adc1c66d12f65d360be"
+        ),
+        None
+    );
+    assert_eq!(local_build_of("localhost:5000/x"), None);
+}

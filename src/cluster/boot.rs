@@ -94,7 +94,8 @@ pub async fn wait_for_boot<R: Runner>(runner: &R, timeout: Duration) -> anyhow::
                     timeout.as_secs()
                 ),
                 format!(
-                    "Run `minik logs -n {node}` to see its journal; `--keep-on-failure` keeps it for inspection."
+                    "Run `{}` to see its journal; `--keep-on-failure` keeps it for inspection.",
+                    super::logs_command(node)
                 ),
             ));
         }

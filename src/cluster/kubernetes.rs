@@ -192,8 +192,8 @@ async fn must<R: Runner>(runner: &R, step: &str, argv: &[&str]) -> anyhow::Resul
                 out.last_error_line()
             ),
             format!(
-                "Run `minik logs -n {} -u kubelet` for the kubelet's journal; --keep-on-failure keeps the nodes.",
-                runner.node()
+                "Run `{} -u kubelet` for the kubelet's journal; --keep-on-failure keeps the nodes.",
+                super::logs_command(runner.node())
             ),
         ));
     }
@@ -255,8 +255,8 @@ async fn kubeadm<R: Runner>(runner: &R, step: &str, argv: &[&str]) -> anyhow::Re
         &K8S_BOOTSTRAP,
         message,
         format!(
-            "Run `minik logs -n {} -u kubelet` for the kubelet's journal; --keep-on-failure keeps the nodes.",
-            runner.node()
+            "Run `{} -u kubelet` for the kubelet's journal; --keep-on-failure keeps the nodes.",
+            super::logs_command(runner.node())
         ),
     ))
 }

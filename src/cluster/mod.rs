@@ -159,11 +159,42 @@ pub fn unknown_node(profile: &str, node: &str, known: &[String]) -> anyhow::Erro
     )
 }
 
+/// `minik logs -p PROFILE -n NODE` for a node named as minik names them (`P`, `P-m02`, …), for
+/// advice lines that know only the node.
+pub fn logs_command(node: &str) -> String {
+    let profile = match node.rsplit_once("-m") {
+        Some((p, n)) if !p.is_empty() && n.len() >= 2 && n.bytes().all(|b| b.is_ascii_digit()) => p,
+        _ => node,
+    };
+    format!("minik logs -p {profile} -n {node}")
+}
+
 /// The error for a setup command that failed inside a node.
 pub fn command_failed(node: &str, what: &str, detail: &str) -> anyhow::Error {
     fail_with(
         &GUEST_PROVISION,
         format!("{what} failed on node {node}: {detail}"),
-        format!("Run `minik logs -n {node}` to see the node's journal."),
+        format!("Run `{}` to see the node's journal.", logs_command(node)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_logs_advice_names_the_profile_of_the_node() {
+        assert_eq!(super::logs_command("dev"), "minik logs -p dev -n dev");
+        assert_eq!(
+            super::logs_command("dev-m02"),
+            "minik logs -p dev -n dev-m02"
+        );
+        assert_eq!(
+            super::logs_command("a-m-b-m12"),
+            "minik logs -p a-m-b -n a-m-b-m12"
+        );
+        // Not minik's worker suffix: the whole name is the profile.
+        assert_eq!(
+            super::logs_command("x-mail"),
+            "minik logs -p x-mail -n x-mail"
+        );
+    }
 }

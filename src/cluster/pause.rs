@@ -279,12 +279,7 @@ pub async fn unpause_node<R: Runner>(
         ));
     }
     if start_kubelet {
-        run_checked(
-            runner,
-            &["systemctl", "start", "kubelet"],
-            "starting kubelet",
-        )
-        .await?;
+        self::start_kubelet(runner).await?;
     }
     run_checked(
         runner,
@@ -293,6 +288,17 @@ pub async fn unpause_node<R: Runner>(
     )
     .await?;
     Ok(ids)
+}
+
+/// `systemctl start kubelet` (nothing happens where it runs already).
+pub async fn start_kubelet<R: Runner>(runner: &R) -> anyhow::Result<()> {
+    run_checked(
+        runner,
+        &["systemctl", "start", "kubelet"],
+        "starting kubelet",
+    )
+    .await?;
+    Ok(())
 }
 
 /// Before a node stops: resumes what `pause` froze and removes the marker, so the shutdown is

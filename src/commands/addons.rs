@@ -117,7 +117,7 @@ pub async fn images(ctx: &Context, args: AddonsImagesArgs) -> anyhow::Result<u8>
         .map(|(n, d)| json!({"name": n, "default": d}))
         .collect();
     if ctx.json() {
-        println!("{}", json!({"addon": addon.name, "images": rows}));
+        crate::outln!("{}", json!({"addon": addon.name, "images": rows}));
         return Ok(0);
     }
     if rows.is_empty() {
@@ -125,9 +125,9 @@ pub async fn images(ctx: &Context, args: AddonsImagesArgs) -> anyhow::Result<u8>
             .info(&format!("Addon {} runs no images of its own", addon.name));
         return Ok(0);
     }
-    println!("{:<28} DEFAULT", "NAME");
+    crate::outln!("{:<28} DEFAULT", "NAME");
     for (n, d) in addon.image_names() {
-        println!("{n:<28} {d}");
+        crate::outln!("{n:<28} {d}");
     }
     Ok(0)
 }
@@ -156,18 +156,20 @@ pub async fn list(ctx: &Context) -> anyhow::Result<u8> {
         })
         .collect();
     if ctx.json() {
-        println!(
+        crate::outln!(
             "{}",
             json!({"profile": name, "exists": profile.is_some(), "addons": rows})
         );
         return Ok(0);
     }
-    println!(
+    crate::outln!(
         "{:<22} {:<9} {:<8} DESCRIPTION",
-        "ADDON", "STATUS", "DEFAULT"
+        "ADDON",
+        "STATUS",
+        "DEFAULT"
     );
     for r in &rows {
-        println!(
+        crate::outln!(
             "{:<22} {:<9} {:<8} {}",
             r["name"].as_str().unwrap_or_default(),
             if r["enabled"] == true {
@@ -259,7 +261,7 @@ pub async fn enable(ctx: &Context, args: AddonsEnableArgs) -> anyhow::Result<u8>
             addon.name, profile.name
         ));
         if let Some(n) = addons::apply::notes(addon, &profile.name, ip.as_deref(), &ports) {
-            println!("{n}");
+            crate::outln!("{n}");
         }
     }
     Ok(0)

@@ -124,7 +124,7 @@ pub async fn load(ctx: &Context, args: ImageLoadArgs) -> anyhow::Result<u8> {
                 parts.push(format!("{label} {}", nodes.join(", ")));
             }
         }
-        println!("{name}: {}", parts.join("; "));
+        crate::outln!("{name}: {}", parts.join("; "));
     }
     ctx.reporter.info(&format!(
         "Done in {:.2}s ({} import(s), {:.1} MB streamed)",
@@ -146,15 +146,15 @@ pub async fn list(ctx: &Context) -> anyhow::Result<u8> {
     .await?;
     let rows = images::merge_listings(&listings);
     if ctx.json() {
-        println!("{}", json!({ "profile": profile.name, "images": rows }));
+        crate::outln!("{}", json!({ "profile": profile.name, "images": rows }));
         return Ok(0);
     }
     if rows.is_empty() {
-        println!("No images in the nodes of \"{}\".", profile.name);
+        crate::outln!("No images in the nodes of \"{}\".", profile.name);
         return Ok(0);
     }
     let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(5).max(5);
-    println!("{:<width$}  {:<12}  {:>10}  NODES", "IMAGE", "ID", "SIZE");
+    crate::outln!("{:<width$}  {:<12}  {:>10}  NODES", "IMAGE", "ID", "SIZE");
     for r in &rows {
         let id =
             r.id.as_deref()
@@ -166,7 +166,7 @@ pub async fn list(ctx: &Context) -> anyhow::Result<u8> {
         } else {
             r.nodes.join(",")
         };
-        println!("{:<width$}  {id:<12}  {:>10}  {where_}", r.name, r.size);
+        crate::outln!("{:<width$}  {id:<12}  {:>10}  {where_}", r.name, r.size);
     }
     Ok(0)
 }
@@ -231,7 +231,7 @@ pub async fn remove(ctx: &Context, args: ImageRmArgs) -> anyhow::Result<u8> {
                 .filter(|(_, r)| r.contains(name))
                 .map(|(n, _)| n.as_str())
                 .collect();
-            println!("{name}: removed from {}", from.join(", "));
+            crate::outln!("{name}: removed from {}", from.join(", "));
         }
     }
     Ok(0)

@@ -182,7 +182,7 @@ async fn run_in_node<R: Runner>(runner: &R, args: &[String]) -> anyhow::Result<u
     if !std::io::stdin().is_terminal() {
         request.stdin = StdinSource::Stream(Box::new(tokio::io::stdin()));
     }
-    let mut stdout = tokio::io::stdout();
+    let mut stdout = crate::ui::out::Stdout::new();
     let mut stderr = tokio::io::stderr();
     let code = runner
         .exec_streaming(request, &mut stdout, &mut stderr)

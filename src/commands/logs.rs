@@ -35,7 +35,7 @@ pub async fn run(ctx: &Context, args: LogsArgs) -> anyhow::Result<u8> {
     let (driver, live) = live_nodes(ctx, &profile).await?;
     require_running(&profile, &node.name, state_of(&live, &node.name))?;
     let runner = driver.runner(&node.name);
-    let mut stdout = tokio::io::stdout();
+    let mut stdout = crate::ui::out::Stdout::new();
     let mut stderr = tokio::io::stderr();
     let code = runner
         .exec_streaming(

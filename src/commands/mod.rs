@@ -154,7 +154,9 @@ pub async fn run(ctx: &Context, command: Command) -> anyhow::Result<u8> {
         }
         Command::Completion { shell } => {
             let mut cmd = <crate::cli::Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "minik", &mut std::io::stdout());
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "minik", &mut script);
+            crate::ui::out::write(&script);
             Ok(0)
         }
     }
@@ -164,13 +166,13 @@ fn version(ctx: &Context) {
     let version = env!("CARGO_PKG_VERSION");
     let recipe = crate::node_image::recipe_hash();
     if ctx.json() {
-        println!(
+        crate::outln!(
             "{}",
             serde_json::json!({"version": version, "node_image_recipe": recipe})
         );
     } else {
-        println!("minik version v{version}");
-        println!(
+        crate::outln!("minik version v{version}");
+        crate::outln!(
             "node image recipe: {recipe} ({})",
             crate::node_image::default_tag("none")
         );

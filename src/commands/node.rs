@@ -209,10 +209,10 @@ pub async fn list(ctx: &Context) -> anyhow::Result<u8> {
         })
         .collect();
     if ctx.json() {
-        println!("{}", json!({ "nodes": rows }));
+        crate::outln!("{}", json!({ "nodes": rows }));
     } else {
         for r in &rows {
-            println!(
+            crate::outln!(
                 "{}\t{}\t{}\t{}",
                 r["name"].as_str().unwrap_or_default(),
                 r["role"].as_str().unwrap_or_default(),

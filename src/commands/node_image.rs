@@ -37,7 +37,7 @@ impl BuildPlan {
         kubernetes: Option<KubernetesVersion>,
         kubernetes_from: Option<PathBuf>,
     ) -> BuildPlan {
-        let tag = node_image::default_tag(&version_label(kubernetes.as_ref()));
+        let tag = tag_for(kubernetes.as_ref(), kubernetes_from.as_deref());
         let containerd_source = resolve_containerd(
             ContainerdSource::Auto,
             kubernetes.as_ref(),
@@ -64,6 +64,18 @@ impl BuildPlan {
             ),
             ("BASE_IMAGE".to_string(), self.base_image.clone()),
         ])
+    }
+}
+
+/// minik's tag for a node image of `kubernetes`, built from `kubernetes_from` when given.
+pub fn tag_for(
+    kubernetes: Option<&KubernetesVersion>,
+    kubernetes_from: Option<&std::path::Path>,
+) -> String {
+    let label = version_label(kubernetes);
+    match kubernetes_from {
+        Some(dir) if kubernetes.is_some() => node_image::tag_from_dir(&label, dir),
+        _ => node_image::default_tag(&label),
     }
 }
 
@@ -120,7 +132,7 @@ pub async fn build(ctx: &Context, args: NodeImageBuildArgs) -> anyhow::Result<u8
         tag: args
             .tag
             .clone()
-            .unwrap_or_else(|| node_image::default_tag(&version_label(kubernetes.as_ref()))),
+            .unwrap_or_else(|| tag_for(kubernetes.as_ref(), args.kubernetes_from.as_deref())),
         containerd_source: resolve_containerd(
             args.containerd_source,
             kubernetes.as_ref(),
@@ -182,7 +194,7 @@ fn print_result(ctx: &Context, tag: &str) {
         ctx.reporter
             .event(serde_json::json!({"type": "result", "image": tag}));
     } else {
-        println!("{tag}");
+        crate::outln!("{tag}");
     }
 }
 

@@ -99,16 +99,19 @@ pub async fn list(ctx: &Context) -> anyhow::Result<u8> {
         }
     }
     if ctx.json() {
-        println!("{}", serde_json::json!({ "profiles": rows }));
+        crate::outln!("{}", serde_json::json!({ "profiles": rows }));
     } else if rows.is_empty() {
-        println!("No profiles. Create one with `minik start`.");
+        crate::outln!("No profiles. Create one with `minik start`.");
     } else {
-        println!(
+        crate::outln!(
             "{:<20} {:<8} {:>5}  {:<9} KUBERNETES",
-            "PROFILE", "DRIVER", "NODES", "STATUS"
+            "PROFILE",
+            "DRIVER",
+            "NODES",
+            "STATUS"
         );
         for r in &rows {
-            println!(
+            crate::outln!(
                 "{:<20} {:<8} {:>5}  {:<9} {}",
                 r.name,
                 r.driver,

@@ -66,7 +66,7 @@ pub async fn run(ctx: &Context, args: SshArgs) -> anyhow::Result<u8> {
     } else {
         None
     };
-    let mut stdout = tokio::io::stdout();
+    let mut stdout = crate::ui::out::Stdout::new();
     let mut stderr = tokio::io::stderr();
     let code = runner
         .exec_streaming(request, &mut stdout, &mut stderr)

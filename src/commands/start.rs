@@ -407,10 +407,15 @@ async fn restart(ctx: &Context, args: &StartArgs, mut profile: Profile) -> anyho
         check_addresses(&driver, &plan).await?;
         // A cluster paused with `minik pause` comes back whole: resume its containers and
         // its kubelet.
+        // A node that kept running through an interrupted `minik stop` (killed after it
+        // stopped the kubelet, before the engine stopped the node) gets its kubelet back too:
+        // `systemctl start` is a no-op where it already runs.
         for node in &plan.nodes {
             let runner = driver.runner(&node.name);
             if !cluster::pause::read_marker(&runner).await?.is_empty() {
                 cluster::pause::unpause_node(&runner, true).await?;
+            } else {
+                cluster::pause::start_kubelet(&runner).await?;
             }
         }
         let cp = driver.runner(&plan.control_plane().name);
@@ -424,8 +429,10 @@ async fn restart(ctx: &Context, args: &StartArgs, mut profile: Profile) -> anyho
             k8s::wait_ready(&driver, &plan, &config, reporter, args.wait_timeout).await?;
         }
         write_kubeconfig(ctx, config, !args.keep_context).await?;
-        // minik addons: re-apply the enabled ones after every restart.
-        super::addons::apply_enabled(ctx, &driver, &profile, args.wait, args.wait_timeout).await;
+        // Re-apply the enabled addons after every restart (objects deleted by hand come
+        // back), without waiting for their pods: they restart with the node, and the wait
+        // above already covered the nodes and CoreDNS (minikube's default wait is the same).
+        super::addons::apply_enabled(ctx, &driver, &profile, false, args.wait_timeout).await;
     }
     finish(ctx, &driver, &profile, "started").await
 }

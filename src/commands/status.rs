@@ -93,9 +93,9 @@ pub async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<u8> {
         .iter()
         .fold(0, |code, s| code | s.exit_bits(kubernetes));
     if ctx.json() {
-        println!("{}", serde_json::to_string(&statuses)?);
+        crate::outln!("{}", serde_json::to_string(&statuses)?);
     } else {
-        print!("{}", render_text(&profile, &statuses));
+        crate::ui::out::write(render_text(&profile, &statuses).as_bytes());
     }
     Ok(code)
 }

@@ -3,6 +3,8 @@
 //! Results (tables, status) are printed by commands on stdout; progress goes to stderr, except
 //! in JSON mode where everything is an event on stdout.
 
+pub mod out;
+
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde_json::json;
 use std::io::{IsTerminal, Write};
