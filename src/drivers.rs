@@ -56,8 +56,11 @@ impl AnyDriver {
     /// Connects to the named driver's engine (without checking it answers; see `check`).
     pub fn connect(name: &str, home: &Home) -> anyhow::Result<AnyDriver> {
         match name {
-            "docker" => Ok(AnyDriver::Docker(DockerDriver::connect()?)),
+            "docker" => Ok(AnyDriver::Docker(
+                DockerDriver::connect()?.with_security_memory(home.engine_security_file()),
+            )),
             "podman" => PodmanDriver::connect()
+                .map(|d| d.with_security_memory(home.engine_security_file()))
                 .map(AnyDriver::Podman)
                 .map_err(podman_failure),
             "qemu" => Ok(AnyDriver::Qemu(qemu_driver(home)?)),

@@ -12,6 +12,7 @@ pub mod commands;
 pub mod drivers;
 pub mod errors;
 pub mod images;
+pub mod interrupt;
 pub mod kube;
 pub mod node_image;
 pub mod state;
@@ -28,6 +29,13 @@ pub fn main() -> ExitCode {
     // kube and reqwest both use rustls; pin ring as the process-wide provider so neither
     // panics choosing one.
     let _ = rustls::crypto::ring::default_provider().install_default();
+    // Nothing minik creates is writable by others, even under `umask 000` (MINIK_HOME and its
+    // lock files set their own, stricter modes too).
+    {
+        use nix::sys::stat::{Mode, umask};
+        let old = umask(Mode::from_bits_truncate(0o022));
+        umask(old | Mode::from_bits_truncate(0o022));
+    }
 
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -51,7 +59,20 @@ pub fn main() -> ExitCode {
             Ok(ctx) => ctx,
             Err(e) => return report_error(json, &e),
         };
-        match commands::run(&ctx, cli.command).await {
+        // `ssh` and `kubectl` leave Ctrl-C to the program they run (see `interrupt`).
+        let passthrough = matches!(cli.command, cli::Command::Ssh(_) | cli::Command::Kubectl(_));
+        let result = if passthrough {
+            commands::run(&ctx, cli.command).await
+        } else {
+            interrupt::install();
+            tokio::select! {
+                r = commands::run(&ctx, cli.command) => r,
+                signal = interrupt::cancelled_outside_scope() => {
+                    Err(interrupt::error(signal, "running the command"))
+                }
+            }
+        };
+        match result {
             Ok(code) => code,
             Err(e) => report_error(json, &e),
         }
@@ -96,11 +117,16 @@ fn report_error(json: bool, err: &anyhow::Error) -> u8 {
             "type": "error", "reason": reason.id, "exit_code": reason.exit_code,
             "message": message, "advice": advice,
         });
-        println!("{event}");
+        let _ = writeln!(std::io::stdout(), "{event}");
     }
     let mut stderr = std::io::stderr().lock();
-    let _ = writeln!(stderr, "X Exiting due to {}: {message}", reason.id);
-    let _ = writeln!(stderr, "  Advice: {advice}");
+    let _ = writeln!(
+        stderr,
+        "X Exiting due to {}: {}",
+        reason.id,
+        ui::escape(&message)
+    );
+    let _ = writeln!(stderr, "  Advice: {}", ui::escape(&advice));
     reason.exit_code
 }
 

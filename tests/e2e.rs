@@ -1027,7 +1027,9 @@ fn unreachable_docker_engine() {
         .output()
         .unwrap();
     let run = to_run(out);
-    assert!(run.code == 63 || run.code == 65, "{run:?}");
+    // docs/exit-codes.md's own example of PROVIDER_NOT_RUNNING.
+    assert_eq!(run.code, 63, "{run:?}");
+    assert!(run.stderr.contains("PROVIDER_NOT_RUNNING"), "{run:?}");
     assert!(run.stderr.contains("/nonexistent"), "{run:?}");
     assert!(start.elapsed() < Duration::from_secs(20));
     assert!(!home.path().join("profiles").exists());

@@ -34,7 +34,7 @@ pub async fn provision<D: Driver>(
         n => format!("Creating {n} nodes"),
     };
     let step = reporter.step("create-nodes", title);
-    let created = try_join_all(nodes.iter().map(|n| async move {
+    let created = all_then_first_error(nodes.iter().map(|n| async move {
         driver
             .create_node(request, n, reporter)
             .await
@@ -50,6 +50,18 @@ pub async fn provision<D: Driver>(
         boot_timeout,
     )
     .await
+}
+
+/// Runs every future to its end, then returns the first error. Node creation uses it instead
+/// of `try_join_all`: dropping the other nodes' creates when one fails would leave their
+/// engine calls running while the cleanup removes what they have made so far.
+pub async fn all_then_first_error<T>(
+    futures: impl IntoIterator<Item = impl std::future::Future<Output = anyhow::Result<T>>>,
+) -> anyhow::Result<Vec<T>> {
+    futures_util::future::join_all(futures)
+        .await
+        .into_iter()
+        .collect()
 }
 
 /// Waits until every named node runs systemd and containerd.
@@ -86,6 +98,12 @@ pub async fn start_existing<D: Driver>(
         .list_nodes(&request.profile)
         .await
         .context("reading the nodes' state")?;
+    let recorded: Vec<&str> = wanted.iter().map(|w| w.name.as_str()).collect();
+    remove_unrecorded(driver, &request.profile, &recorded, &live, reporter).await?;
+    let live: Vec<_> = live
+        .into_iter()
+        .filter(|l| wanted.iter().any(|w| w.name == l.name))
+        .collect();
     let missing: Vec<&NodeSpec> = wanted
         .iter()
         .filter(|w| !live.iter().any(|l| l.name == w.name))
@@ -102,7 +120,7 @@ pub async fn start_existing<D: Driver>(
             "create-nodes",
             format!("Recreating {} missing node(s)", missing.len()),
         );
-        let r = try_join_all(missing.iter().map(|n| async move {
+        let r = all_then_first_error(missing.iter().map(|n| async move {
             driver
                 .create_node(request, n, reporter)
                 .await
@@ -130,17 +148,6 @@ pub async fn start_existing<D: Driver>(
         .await;
         step.finish_with(r)?;
     }
-    let unknown: Vec<&str> = live
-        .iter()
-        .filter(|l| !wanted.iter().any(|w| w.name == l.name))
-        .map(|l| l.name.as_str())
-        .collect();
-    if !unknown.is_empty() {
-        reporter.warn(&format!(
-            "ignoring nodes not in the profile: {}",
-            unknown.join(", ")
-        ));
-    }
     wait_all_booted(
         driver,
         wanted.iter().map(|n| n.name.as_str()),
@@ -148,6 +155,28 @@ pub async fn start_existing<D: Driver>(
         boot_timeout,
     )
     .await
+}
+
+/// Removes the profile's labelled nodes that its profile file does not record: what a `node
+/// add` killed before it saved the profile left (the profile lock rules out one in progress).
+pub async fn remove_unrecorded<D: Driver>(
+    driver: &D,
+    profile: &str,
+    recorded: &[&str],
+    live: &[minik_driver_api::NodeInfo],
+    reporter: &Reporter,
+) -> anyhow::Result<()> {
+    for node in live.iter().filter(|l| !recorded.contains(&l.name.as_str())) {
+        reporter.warn(&format!(
+            "removing node {} of profile \"{profile}\": it is not in the profile (an interrupted `minik node add` left it)",
+            node.name
+        ));
+        driver
+            .delete_node(&node.name)
+            .await
+            .with_context(|| format!("removing node {}", node.name))?;
+    }
+    Ok(())
 }
 
 /// The error for a node that is not in the profile.

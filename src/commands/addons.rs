@@ -194,7 +194,7 @@ pub async fn enable(ctx: &Context, args: AddonsEnableArgs) -> anyhow::Result<u8>
     let replaced = overrides(wanted, &args)?;
     let name = ctx.profile_name()?.to_string();
     let _lock = ProfileLock::acquire(&ctx.home, &name)?;
-    let mut profile = ctx.load_profile()?;
+    let mut profile = ctx.load_profile().await?;
     require_kubernetes(&profile)?;
     // What enabling records (used by this run and every later start); restored on failure.
     let before = profile.addon_images.get(&args.name).cloned();
@@ -276,7 +276,7 @@ pub async fn disable(ctx: &Context, args: AddonsDisableArgs) -> anyhow::Result<u
     let addon = addons::find(&args.name)?;
     let name = ctx.profile_name()?.to_string();
     let _lock = ProfileLock::acquire(&ctx.home, &name)?;
-    let mut profile = ctx.load_profile()?;
+    let mut profile = ctx.load_profile().await?;
     require_kubernetes(&profile)?;
     let dependents: Vec<&str> = addons::all()?
         .iter()

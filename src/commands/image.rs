@@ -67,7 +67,16 @@ async fn engine_for(
 }
 
 pub async fn load(ctx: &Context, args: ImageLoadArgs) -> anyhow::Result<u8> {
-    let profile = ctx.load_profile()?;
+    for image in &args.images {
+        if let Some(why) = crate::images::reference::invalid_reason(image) {
+            return Err(crate::errors::fail_with(
+                &crate::errors::USAGE,
+                format!("{image:?} is not an image reference: {why}"),
+                "Name images as NAME[:TAG] (lower-case repository), e.g. `minik image load localhost/app:1`.",
+            ));
+        }
+    }
+    let profile = ctx.load_profile().await?;
     let started = Instant::now();
     // A bad archive is refused before anything else is touched.
     let from_archive = match &args.archive {
@@ -136,7 +145,7 @@ pub async fn load(ctx: &Context, args: ImageLoadArgs) -> anyhow::Result<u8> {
 }
 
 pub async fn list(ctx: &Context) -> anyhow::Result<u8> {
-    let profile = ctx.load_profile()?;
+    let profile = ctx.load_profile().await?;
     let (driver, live) = live_nodes(ctx, &profile).await?;
     let nodes = running_nodes(&profile, &live)?;
     let listings = try_join_all(nodes.iter().map(|n| {
@@ -172,7 +181,7 @@ pub async fn list(ctx: &Context) -> anyhow::Result<u8> {
 }
 
 pub async fn remove(ctx: &Context, args: ImageRmArgs) -> anyhow::Result<u8> {
-    let profile = ctx.load_profile()?;
+    let profile = ctx.load_profile().await?;
     let (driver, live) = live_nodes(ctx, &profile).await?;
     let nodes = running_nodes(&profile, &live)?;
     let names: Vec<String> = args

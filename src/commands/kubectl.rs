@@ -25,7 +25,7 @@ pub const KUBECTL_ENV: &str = "MINIK_KUBECTL";
 const VERSION_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub async fn run(ctx: &Context, args: KubectlArgs) -> anyhow::Result<u8> {
-    let profile = ctx.load_profile()?;
+    let profile = ctx.load_profile().await?;
     let Some(spec) = &profile.kubernetes else {
         return Err(fail_with(
             &GUEST_UNSUPPORTED,

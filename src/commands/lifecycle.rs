@@ -154,7 +154,7 @@ fn check_pause_flags(profile: &Profile, args: &PauseArgs) -> anyhow::Result<()> 
 pub async fn pause(ctx: &Context, args: PauseArgs) -> anyhow::Result<u8> {
     let name = ctx.profile_name()?.to_string();
     let _lock = ProfileLock::acquire(&ctx.home, &name)?;
-    let profile = ctx.load_profile()?;
+    let profile = ctx.load_profile().await?;
     check_pause_flags(&profile, &args)?;
     if profile.kubernetes.is_some() {
         let namespaces = Namespaces::from_flags(&args.namespaces, args.all_namespaces)?;
@@ -236,7 +236,7 @@ async fn pause_kubernetes(
 pub async fn unpause(ctx: &Context, args: PauseArgs) -> anyhow::Result<u8> {
     let name = ctx.profile_name()?.to_string();
     let _lock = ProfileLock::acquire(&ctx.home, &name)?;
-    let profile = ctx.load_profile()?;
+    let profile = ctx.load_profile().await?;
     check_pause_flags(&profile, &args)?;
     if profile.kubernetes.is_some() {
         return unpause_kubernetes(ctx, &profile).await;

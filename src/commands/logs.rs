@@ -30,7 +30,7 @@ pub fn journal_argv(args: &LogsArgs) -> Vec<String> {
 }
 
 pub async fn run(ctx: &Context, args: LogsArgs) -> anyhow::Result<u8> {
-    let profile = ctx.load_profile()?;
+    let profile = ctx.load_profile().await?;
     let node = pick_node(&profile, args.node.as_deref())?;
     let (driver, live) = live_nodes(ctx, &profile).await?;
     require_running(&profile, &node.name, state_of(&live, &node.name))?;

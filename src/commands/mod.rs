@@ -55,13 +55,36 @@ impl Context {
         Ok(&self.global.profile)
     }
 
-    /// Loads the profile named by `-p`; GUEST_NOT_FOUND when it does not exist.
-    pub fn load_profile(&self) -> anyhow::Result<Profile> {
+    /// Loads the profile named by `-p`; GUEST_NOT_FOUND when it does not exist, or
+    /// GUEST_PROFILE_ORPHANED when an engine still holds resources labelled with its name
+    /// (`minik start` would refuse those too: `delete` is the way out).
+    pub async fn load_profile(&self) -> anyhow::Result<Profile> {
         let name = self.profile_name()?;
         match Profile::load(&self.home, name)? {
             ProfileLoad::Found(p) => Ok(p),
-            ProfileLoad::Missing => Err(not_found(name)),
+            ProfileLoad::Missing => Err(self.missing(name).await),
         }
+    }
+
+    /// The error for profile `name` without a profile file (see [`Context::load_profile`]).
+    pub async fn missing(&self, name: &str) -> anyhow::Error {
+        for driver in AnyDriver::reachable(&self.home).await {
+            if driver
+                .list_profiles()
+                .await
+                .is_ok_and(|p| p.iter().any(|p| p == name))
+            {
+                return fail_with(
+                    &crate::errors::GUEST_PROFILE_ORPHANED,
+                    format!(
+                        "profile \"{name}\" has no profile file, but {} resources labelled with it exist",
+                        driver.name()
+                    ),
+                    format!("Run `minik delete -p {name}` to remove them, then start again."),
+                );
+            }
+        }
+        not_found(name)
     }
 }
 

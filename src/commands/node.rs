@@ -22,7 +22,7 @@ fn node_name(profile: &str, index: u32) -> String {
 pub async fn add(ctx: &Context, args: NodeAddArgs) -> anyhow::Result<u8> {
     let name = ctx.profile_name()?.to_string();
     let _lock = ProfileLock::acquire(&ctx.home, &name)?;
-    let mut profile = ctx.load_profile()?;
+    let mut profile = ctx.load_profile().await?;
     if args.control_plane {
         return Err(fail_with(
             &GUEST_UNSUPPORTED,
@@ -30,7 +30,13 @@ pub async fn add(ctx: &Context, args: NodeAddArgs) -> anyhow::Result<u8> {
             "Add workers with `minik node add`.",
         ));
     }
+    // The first SIGINT/SIGTERM is this function's: it removes the node it was adding.
+    let _scope = crate::interrupt::Scope::enter(format!(
+        "Run `minik start -p {name}`: it removes a node that an interrupted `node add` left."
+    ));
     let (driver, live) = live_nodes(ctx, &profile).await?;
+    let recorded: Vec<&str> = profile.nodes.iter().map(|n| n.name.as_str()).collect();
+    cluster::remove_unrecorded(&driver, &profile.name, &recorded, &live, &ctx.reporter).await?;
     for n in &profile.nodes {
         let state = state_of(&live, &n.name);
         if state != HostState::Running {
@@ -111,14 +117,23 @@ pub async fn add(ctx: &Context, args: NodeAddArgs) -> anyhow::Result<u8> {
         }
         anyhow::Ok(())
     };
-    if let Err(err) = work.await {
+    if let Err(err) = crate::interrupt::or_cancelled(work, "adding the node").await {
         if args.keep_on_failure {
             reporter.warn(&format!(
                 "keeping node {} (--keep-on-failure); remove it with `minik node delete {}`",
                 record.name, record.name
             ));
         } else {
-            let _ = driver.delete_node(&record.name).await;
+            let step = reporter.step("cleanup", format!("Removing node {}", record.name));
+            match driver.delete_node(&record.name).await {
+                Ok(_) => step.done(),
+                Err(e) => {
+                    step.fail(&e.to_string());
+                    reporter.warn(&format!(
+                        "cleanup failed: {e}; `minik start -p {name}` removes the node"
+                    ));
+                }
+            }
         }
         return Err(err);
     }
@@ -135,7 +150,7 @@ pub async fn add(ctx: &Context, args: NodeAddArgs) -> anyhow::Result<u8> {
 pub async fn delete(ctx: &Context, args: NodeDeleteArgs) -> anyhow::Result<u8> {
     let name = ctx.profile_name()?.to_string();
     let _lock = ProfileLock::acquire(&ctx.home, &name)?;
-    let mut profile = ctx.load_profile()?;
+    let mut profile = ctx.load_profile().await?;
     let known: Vec<String> = profile.nodes.iter().map(|n| n.name.clone()).collect();
     let record = profile
         .find_node(&args.node)
@@ -193,7 +208,7 @@ pub async fn delete(ctx: &Context, args: NodeDeleteArgs) -> anyhow::Result<u8> {
 }
 
 pub async fn list(ctx: &Context) -> anyhow::Result<u8> {
-    let profile = ctx.load_profile()?;
+    let profile = ctx.load_profile().await?;
     let (_driver, live) = live_nodes(ctx, &profile).await?;
     let rows: Vec<serde_json::Value> = profile
         .nodes

@@ -36,7 +36,7 @@ pub fn require_running(profile: &Profile, node: &str, state: HostState) -> anyho
 }
 
 pub async fn run(ctx: &Context, args: SshArgs) -> anyhow::Result<u8> {
-    let profile = ctx.load_profile()?;
+    let profile = ctx.load_profile().await?;
     let node = pick_node(&profile, args.node.as_deref())?;
     let (driver, live) = live_nodes(ctx, &profile).await?;
     require_running(&profile, &node.name, state_of(&live, &node.name))?;

@@ -6,7 +6,7 @@ use crate::cli::{StartArgs, parse_memory_mib};
 use crate::cluster;
 use crate::cluster::kubernetes as k8s;
 use crate::drivers::AnyDriver;
-use crate::errors::{DRV_IMAGE, GUEST_PROFILE_ORPHANED, INTERRUPTED, USAGE, fail, fail_with};
+use crate::errors::{DRV_IMAGE, GUEST_PROFILE_ORPHANED, USAGE, fail, fail_with};
 use crate::kube::kubeconfig;
 use crate::kube::version::KubernetesVersion;
 use crate::state::{KubernetesSpec, Profile, ProfileLoad, ProfileLock};
@@ -69,6 +69,15 @@ fn validate(args: &StartArgs) -> anyhow::Result<Option<u64>> {
                     "Give each node at least 256m (Kubernetes needs about 1800m).",
                 ));
             }
+            if let Some(host) = host_memory_mib()
+                && mib > host
+            {
+                return Err(fail_with(
+                    &USAGE,
+                    format!("--memory {m} is more than the {host} MiB of memory of this host"),
+                    format!("Use at most --memory {host}m."),
+                ));
+            }
             Some(mib)
         }
     };
@@ -89,6 +98,18 @@ fn validate(args: &StartArgs) -> anyhow::Result<Option<u64>> {
         ));
     }
     Ok(memory)
+}
+
+/// The host's memory in MiB (`MemTotal` of /proc/meminfo); `None` where that is unreadable.
+fn host_memory_mib() -> Option<u64> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok()?;
+    parse_mem_total_mib(&meminfo)
+}
+
+fn parse_mem_total_mib(meminfo: &str) -> Option<u64> {
+    let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024)
 }
 
 pub(super) fn request_for(profile: &Profile) -> ClusterRequest {
@@ -114,10 +135,19 @@ async fn create(
         v.check_supported()?;
         Some(v)
     };
+    // The first SIGINT/SIGTERM is this function's to handle: it removes what it created.
+    let _scope = crate::interrupt::Scope::enter(format!(
+        "Run `minik delete -p {name}` to remove what this start created."
+    ));
     let reporter = &ctx.reporter;
     let step = reporter.step("engine", "Checking the container engine");
-    let (mut driver, info) =
-        step.finish_with(AnyDriver::choose(args.driver.as_deref(), &ctx.home).await)?;
+    let (mut driver, info) = step.finish_with(
+        crate::interrupt::or_cancelled(
+            AnyDriver::choose(args.driver.as_deref(), &ctx.home),
+            "checking the engine",
+        )
+        .await,
+    )?;
     qemu_flags(ctx, &mut driver, args)?;
     reporter.info(&format!(
         "Using the {} driver ({})",
@@ -142,7 +172,12 @@ async fn create(
         None => build.tag.clone(),
     };
     build.tag = image.clone();
-    ensure_image(ctx, &driver, &build, args.image.is_none()).await?;
+    // Nothing of the profile exists yet: an interruption here needs no cleanup.
+    crate::interrupt::or_cancelled(
+        ensure_image(ctx, &driver, &build, args.image.is_none()),
+        "preparing the node image",
+    )
+    .await?;
 
     let profile = Profile {
         schema: crate::state::PROFILE_SCHEMA,
@@ -186,10 +221,7 @@ async fn create(
         }
         anyhow::Ok(())
     };
-    let result = tokio::select! {
-        r = work => r,
-        _ = tokio::signal::ctrl_c() => Err(fail(&INTERRUPTED, "interrupted while creating the profile")),
-    };
+    let result = crate::interrupt::or_cancelled(work, "creating the profile").await;
     if let Err(err) = result {
         if args.keep_on_failure {
             reporter.warn(&format!(
@@ -583,7 +615,14 @@ const MIN_DISK_MIB: u64 = 2048;
 
 #[cfg(test)]
 mod tests {
-    use super::names_address;
+    use super::{names_address, parse_mem_total_mib};
+
+    #[test]
+    fn host_memory_comes_from_mem_total() {
+        let meminfo = "MemTotal:       24683664 kB\nMemFree:         1000 kB\n";
+        assert_eq!(parse_mem_total_mib(meminfo), Some(24105));
+        assert_eq!(parse_mem_total_mib("MemFree: 1 kB\n"), None);
+    }
 
     #[test]
     fn address_check_matches_whole_addresses_only() {

@@ -72,7 +72,7 @@ impl NodeStatus {
 }
 
 pub async fn run(ctx: &Context, args: StatusArgs) -> anyhow::Result<u8> {
-    let profile = ctx.load_profile()?;
+    let profile = ctx.load_profile().await?;
     let (driver, live) = live_nodes(ctx, &profile).await?;
     let mut nodes: Vec<&NodeRecord> = profile.nodes.iter().collect();
     if let Some(wanted) = &args.node {

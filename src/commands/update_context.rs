@@ -12,7 +12,7 @@ use minik_driver_api::HostState;
 use serde_json::json;
 
 pub async fn run(ctx: &Context) -> anyhow::Result<u8> {
-    let profile = ctx.load_profile()?;
+    let profile = ctx.load_profile().await?;
     if profile.kubernetes.is_none() {
         return Err(fail_with(
             &GUEST_UNSUPPORTED,

@@ -12,6 +12,41 @@ pub fn has_domain(name: &str) -> bool {
     }
 }
 
+/// Why `reference` cannot name an image (`None` when it can): empty, whitespace or control
+/// characters, characters no reference grammar allows, or upper case in the repository path
+/// (Docker's rule; a registry host may have it). Image IDs (`sha256:…`, hex) pass.
+pub fn invalid_reason(reference: &str) -> Option<&'static str> {
+    if reference.is_empty() {
+        return Some("it is empty");
+    }
+    if reference
+        .chars()
+        .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Some("it holds whitespace or control characters");
+    }
+    if !reference
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "._-/:@".contains(c))
+    {
+        return Some("it holds characters an image reference cannot have");
+    }
+    if reference.starts_with(['-', '.', '/', ':', '@']) || reference.ends_with(['/', ':', '@']) {
+        return Some("it does not start and end with a letter or digit");
+    }
+    let name = reference.split('@').next().unwrap_or(reference);
+    let path = if has_domain(name) {
+        name.split_once('/').map_or("", |(_, p)| p)
+    } else {
+        name
+    };
+    let repo_path = repository(path);
+    if repo_path.chars().any(|c| c.is_ascii_uppercase()) {
+        return Some("its repository name has upper-case letters");
+    }
+    None
+}
+
 /// The fully qualified form of an image reference, as containerd stores it: a registry
 /// (`docker.io` by default, with `library/` for one-component names), and `:latest` when the
 /// reference has neither a tag nor a digest. `hello` → `docker.io/library/hello:latest`,
@@ -149,6 +184,23 @@ pub fn parse_snapshotter(config_dump: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bad_references_are_named() {
+        for ok in [
+            "hello",
+            "localhost/minik-test/hello:1",
+            "registry.k8s.io/pause:3.10",
+            "Host.Example:5000/app:v1",
+            "x@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "sha256:0123456789abcdef",
+        ] {
+            assert_eq!(invalid_reason(ok), None, "{ok}");
+        }
+        for bad in ["", "a/Bad Name", "App", "x\x1b[2J", "-x", "x:", "a//$b"] {
+            assert!(invalid_reason(bad).is_some(), "{bad:?}");
+        }
+    }
 
     const LS: &str = "REF                                                                     TYPE                                                 DIGEST                                                                  SIZE    PLATFORMS   LABELS                          
 localhost/minik-test/hello:1                                            application/vnd.docker.distribution.manifest.v2+json sha256:7b5d051b2ffdea0c50368c6e6a36cb7373106143bf4bb274b5501f71bd6e9ba8 1.9 MiB linux/amd64 io.cri-containerd.image=managed 

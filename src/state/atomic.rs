@@ -5,7 +5,7 @@ use std::path::Path;
 /// a temporary file in the same directory, fsync, then rename. `mode` applies on Unix.
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> std::io::Result<()> {
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    std::fs::create_dir_all(dir)?;
+    super::create_private_dir(dir)?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".minik-")
         .suffix(".tmp")

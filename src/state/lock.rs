@@ -8,10 +8,17 @@ use std::path::PathBuf;
 /// second such command on the same profile fails at once with GUEST_PROFILE_BUSY instead of
 /// racing. Different profiles have different locks, so they proceed in parallel. The kernel
 /// drops the lock when the process dies, so a crash never leaves a profile locked.
+///
+/// The lock file goes away with the lock when the profile does not exist (a `delete`, a failed
+/// first `start`, a command on a mistyped name), so lock files do not pile up; a process that
+/// opened the file just before it went is told by [`ProfileLock::acquire`]'s inode check and
+/// opens the new one.
 #[derive(Debug)]
 pub struct ProfileLock {
-    _file: File,
+    file: File,
     path: PathBuf,
+    /// The profile file: when it does not exist on release, the lock file is removed.
+    profile_file: PathBuf,
 }
 
 impl ProfileLock {
@@ -19,39 +26,89 @@ impl ProfileLock {
     pub fn acquire(home: &super::Home, profile: &str) -> anyhow::Result<ProfileLock> {
         let path = home.lock_file(profile);
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)
+            super::create_private_dir(dir)
                 .map_err(|e| fail(&HOST_FILES, format!("cannot create {}: {e}", dir.display())))?;
         }
-        let file = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .map_err(|e| {
-                fail(
-                    &HOST_FILES,
-                    format!("cannot open lock file {}: {e}", path.display()),
-                )
-            })?;
-        match file.try_lock() {
-            Ok(()) => Ok(ProfileLock { _file: file, path }),
-            Err(std::fs::TryLockError::WouldBlock) => Err(fail_with(
-                &GUEST_PROFILE_BUSY,
-                format!("profile \"{profile}\" is busy: another minik command is working on it"),
-                format!(
-                    "Wait for it to finish and retry (lock: {}).",
-                    path.display()
-                ),
-            )),
-            Err(std::fs::TryLockError::Error(e)) => Err(fail(
-                &HOST_FILES,
-                format!("cannot lock {}: {e}", path.display()),
-            )),
+        loop {
+            let file = open_lock_file(&path)?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => {
+                    return Err(fail_with(
+                        &GUEST_PROFILE_BUSY,
+                        format!(
+                            "profile \"{profile}\" is busy: another minik command is working on it"
+                        ),
+                        format!(
+                            "Wait for it to finish and retry (lock: {}).",
+                            path.display()
+                        ),
+                    ));
+                }
+                Err(std::fs::TryLockError::Error(e)) => {
+                    return Err(fail(
+                        &HOST_FILES,
+                        format!("cannot lock {}: {e}", path.display()),
+                    ));
+                }
+            }
+            // The holder before us may have removed the file on release: then our lock is on
+            // an orphaned inode and another process could lock a new file. Go again.
+            if same_file(&file, &path) {
+                return Ok(ProfileLock {
+                    file,
+                    path,
+                    profile_file: home.profile_file(profile),
+                });
+            }
         }
     }
 
     pub fn path(&self) -> &std::path::Path {
         &self.path
+    }
+}
+
+impl Drop for ProfileLock {
+    fn drop(&mut self) {
+        // Still held here: nobody else can be between their lock and their inode check.
+        if !self.profile_file.exists() {
+            let _ = std::fs::remove_file(&self.path);
+        }
+        let _ = self.file.unlock();
+    }
+}
+
+fn open_lock_file(path: &std::path::Path) -> anyhow::Result<File> {
+    let mut options = File::options();
+    options.create(true).truncate(false).write(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path).map_err(|e| {
+        fail(
+            &HOST_FILES,
+            format!("cannot open lock file {}: {e}", path.display()),
+        )
+    })
+}
+
+/// Whether the open `file` is the file at `path` now.
+fn same_file(file: &File, path: &std::path::Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        match (file.metadata(), std::fs::metadata(path)) {
+            (Ok(a), Ok(b)) => a.dev() == b.dev() && a.ino() == b.ino(),
+            _ => false,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (file, path);
+        true
     }
 }
 
@@ -70,5 +127,29 @@ mod tests {
         let _other = ProfileLock::acquire(&home, "b").unwrap();
         drop(first);
         ProfileLock::acquire(&home, "a").unwrap();
+    }
+
+    #[test]
+    fn a_lock_of_a_profile_that_does_not_exist_leaves_no_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let home = super::super::Home::at(dir.path());
+        let lock = ProfileLock::acquire(&home, "typo").unwrap();
+        let path = lock.path().to_path_buf();
+        assert!(path.exists());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode();
+            assert_eq!(mode(&path) & 0o777, 0o600);
+            assert_eq!(mode(path.parent().unwrap()) & 0o777, 0o700);
+        }
+        drop(lock);
+        assert!(!path.exists(), "lock file of a missing profile removed");
+        // A profile that exists keeps its lock file (nothing to gain from removing it).
+        crate::state::atomic::write_atomic(&home.profile_file("real"), b"{}", 0o600).unwrap();
+        let lock = ProfileLock::acquire(&home, "real").unwrap();
+        let path = lock.path().to_path_buf();
+        drop(lock);
+        assert!(path.exists());
     }
 }

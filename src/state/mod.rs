@@ -86,8 +86,27 @@ impl Home {
         self.profile_dir(name).join("qemu")
     }
 
+    /// `cache/engine-security.json` — per engine ID, whether it allows `--privileged` nodes
+    /// (the docker and podman drivers' `auto` security mode asks each engine once).
+    pub fn engine_security_file(&self) -> PathBuf {
+        self.cache_dir().join("engine-security.json")
+    }
+
     /// The fake engine's state file (hidden `--driver fake`, for tests).
     pub fn fake_engine_file(&self) -> PathBuf {
         self.root.join("fake-engine.json")
     }
+}
+
+/// Creates `dir` and its missing parents with mode 0700, whatever the umask: MINIK_HOME holds
+/// SSH keys, kubeconfigs and profile state.
+pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir)
 }

@@ -62,6 +62,32 @@ pub struct Step<'a> {
     finished: bool,
 }
 
+/// `text` with every control character but newline and tab written as an escape (`\x1b`),
+/// so that names and messages from outside (an archive's entry names, an engine's error, a
+/// profile file) cannot move the cursor, clear the screen or set the window title when
+/// minik echoes them. Streams that are meant to be raw (`ssh`, `kubectl`, `logs`) do not go
+/// through it.
+pub fn escape(text: &str) -> std::borrow::Cow<'_, str> {
+    let is_raw = |c: char| c.is_control() && c != '\n' && c != '\t';
+    if !text.chars().any(is_raw) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if is_raw(c) {
+            let code = c as u32;
+            if code < 0x100 {
+                out.push_str(&format!("\\x{code:02x}"));
+            } else {
+                out.push_str(&format!("\\u{{{code:x}}}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 fn secs(d: Duration) -> String {
     format!("{:.1}s", d.as_secs_f64())
 }
@@ -96,6 +122,7 @@ impl Reporter {
     }
 
     fn line(&self, text: &str) {
+        let text = &*escape(text);
         let _guard = self.out.lock();
         match &self.multi {
             Some(m) => {
@@ -116,7 +143,7 @@ impl Reporter {
                 ProgressStyle::with_template("{spinner:.cyan} {msg} {elapsed:.dim}")
                     .expect("valid template"),
             );
-            bar.set_message(title.clone());
+            bar.set_message(escape(&title).into_owned());
             bar.enable_steady_tick(Duration::from_millis(100));
             bar
         });
@@ -168,7 +195,7 @@ impl Step<'_> {
     pub fn set_title(&mut self, title: impl Into<String>) {
         self.title = title.into();
         if let Some(bar) = &self.bar {
-            bar.set_message(self.title.clone());
+            bar.set_message(escape(&self.title).into_owned());
         }
     }
 
@@ -230,5 +257,20 @@ impl Step<'_> {
 impl Drop for Step<'_> {
     fn drop(&mut self) {
         self.finish(false, None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn control_characters_are_escaped_but_lines_stay() {
+        assert_eq!(escape("plain: a/b:1"), "plain: a/b:1");
+        assert_eq!(
+            escape("x\x1b]0;owned\x07y\x1b[2J\tz\n"),
+            "x\\x1b]0;owned\\x07y\\x1b[2J\tz\n"
+        );
+        assert_eq!(escape("\u{9b}31m"), "\\x9b31m", "C1 CSI");
     }
 }

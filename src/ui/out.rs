@@ -46,15 +46,18 @@ pub fn write(bytes: &[u8]) {
     }
 }
 
-/// `println!` for results: `outln!("{x}")`. A failed write ends the process
-/// ([`stdout_failed`]) instead of panicking.
+/// `println!` for results: `outln!("{x}")`. Control characters are escaped
+/// ([`crate::ui::escape`]); a failed write ends the process ([`stdout_failed`]) instead of
+/// panicking.
 #[macro_export]
 macro_rules! outln {
     () => {
         $crate::ui::out::write(b"\n")
     };
     ($($arg:tt)*) => {
-        $crate::ui::out::write(format!("{}\n", format_args!($($arg)*)).as_bytes())
+        $crate::ui::out::write(
+            format!("{}\n", $crate::ui::escape(&format!($($arg)*))).as_bytes(),
+        )
     };
 }
 

@@ -42,6 +42,8 @@ const STOP_SIGNAL: &str = "SIGRTMIN+3";
 /// How many times a node start is retried when its freshly picked API host port was taken by
 /// someone else in between.
 const PORT_ATTEMPTS: usize = 3;
+/// Passes of [`Driver::delete_profile`] when a volume or network is still in use.
+const DELETE_PASSES: usize = 4;
 
 /// The docker driver: each node is a container on a per-profile bridge network.
 ///
@@ -82,6 +84,8 @@ pub struct DockerDriver {
     network_lock: Arc<Mutex<()>>,
     /// Set by [`DockerDriver::with_security_mode`]; else the flavor's environment variable rules.
     security_override: Option<SecurityMode>,
+    /// Where `auto`'s answer is remembered per engine ID ([`DockerDriver::with_security_memory`]).
+    security_memory: Option<std::path::PathBuf>,
 }
 
 /// Why creating and starting one container failed.
@@ -104,8 +108,31 @@ impl DockerDriver {
     /// `/var/run/docker.sock`. Sends no request ([`Driver::check`] tells whether the engine
     /// answers), but a `unix://` socket file that does not exist is already
     /// [`DriverError::EngineNotFound`] here.
+    ///
+    /// A missing socket is [`DriverError::EngineNotFound`] only when nothing says an engine
+    /// should be there; it is [`DriverError::EngineUnreachable`] (installed, not running) when
+    /// `DOCKER_HOST` names it explicitly or the `dockerd`/`docker` programs are installed.
     pub fn connect() -> Result<DockerDriver, DriverError> {
-        DockerDriver::connect_to(&docker_host())
+        let explicit = std::env::var("DOCKER_HOST").is_ok_and(|v| !v.trim().is_empty());
+        DockerDriver::connect_to(&docker_host()).map_err(|e| match e {
+            DriverError::EngineNotFound { engine, endpoint }
+                if explicit || on_path("dockerd") || on_path("docker") =>
+            {
+                DriverError::EngineUnreachable {
+                    engine,
+                    detail: format!(
+                        "nothing listens at {endpoint}: the socket does not exist{}",
+                        if explicit {
+                            " (DOCKER_HOST names it)"
+                        } else {
+                            ""
+                        }
+                    ),
+                    endpoint,
+                }
+            }
+            e => e,
+        })
     }
 
     /// Connects to the Docker Engine at `host` (`unix:///path` or `tcp://host:port`).
@@ -132,6 +159,7 @@ impl DockerDriver {
             decided: Arc::new(Mutex::new(None)),
             network_lock: Arc::new(Mutex::new(())),
             security_override: None,
+            security_memory: None,
         }
     }
 
@@ -139,6 +167,196 @@ impl DockerDriver {
     pub fn with_security_mode(mut self, mode: SecurityMode) -> DockerDriver {
         self.security_override = Some(mode);
         self
+    }
+
+    /// Remembers in `file` what `auto` settled on, per engine ID, so a host whose engine refuses
+    /// `--privileged` pays the refused attempt (about 1.3 s) once, not on every start. A file
+    /// that cannot be read or written only costs that attempt again.
+    pub fn with_security_memory(mut self, file: impl Into<std::path::PathBuf>) -> DockerDriver {
+        self.security_memory = Some(file.into());
+        self
+    }
+
+    /// The engine's ID (Docker's daemon ID; the endpoint where an engine reports none), the key
+    /// of the security memory.
+    async fn engine_key(&self) -> Option<String> {
+        let docker = self.engine.ready().await.ok()?;
+        let id = docker
+            .info()
+            .await
+            .ok()
+            .and_then(|i| i.id)
+            .unwrap_or_default();
+        Some(if id.is_empty() {
+            format!("{} {}", self.engine.flavor().name, self.engine.endpoint())
+        } else {
+            format!("{} {id}", self.engine.flavor().name)
+        })
+    }
+
+    async fn remembered_profile(&self) -> Option<Profile> {
+        let file = self.security_memory.as_ref()?;
+        let key = self.engine_key().await?;
+        let text = std::fs::read_to_string(file).ok()?;
+        let map: BTreeMap<String, String> = serde_json::from_str(&text).ok()?;
+        match map.get(&key)?.as_str() {
+            "privileged" => Some(Profile::Privileged),
+            "capabilities" => Some(Profile::Capabilities),
+            _ => None,
+        }
+    }
+
+    async fn remember_profile(&self, profile: Profile) {
+        let (Some(file), Some(key)) = (self.security_memory.as_ref(), self.engine_key().await)
+        else {
+            return;
+        };
+        let mut map: BTreeMap<String, String> = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default();
+        let value = match profile {
+            Profile::Privileged => "privileged",
+            Profile::Capabilities => "capabilities",
+        };
+        if map.get(&key).map(String::as_str) == Some(value) {
+            return;
+        }
+        map.insert(key, value.to_string());
+        let write = || -> std::io::Result<()> {
+            if let Some(dir) = file.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let tmp = file.with_extension(format!("tmp{}", std::process::id()));
+            std::fs::write(&tmp, serde_json::to_vec_pretty(&map).unwrap_or_default())?;
+            std::fs::rename(&tmp, file)
+        };
+        if let Err(e) = write() {
+            tracing::debug!(file = %file.display(), error = %e, "could not remember the security profile");
+        }
+    }
+
+    /// Recreates a node container that was created `--privileged` on an engine that refuses it
+    /// (a `start` killed between the create and the fallback leaves one): same configuration,
+    /// name, address, ports and `/var` volume, with the capability set instead.
+    async fn recreate_with_capabilities(
+        &self,
+        container: &ContainerInspectResponse,
+        node: &str,
+    ) -> Result<(), DriverError> {
+        let broken = |what: &str| {
+            DriverError::engine(
+                format!("recreate node {node}"),
+                format!("its {what} is unreadable"),
+            )
+        };
+        let config = container
+            .config
+            .clone()
+            .ok_or_else(|| broken("configuration"))?;
+        let mut body: ContainerCreateBody = serde_json::to_value(config)
+            .and_then(serde_json::from_value)
+            .map_err(|_| broken("configuration"))?;
+        let mut host = container
+            .host_config
+            .clone()
+            .ok_or_else(|| broken("host configuration"))?;
+        host.privileged = Some(false);
+        Profile::Capabilities.apply(&mut host);
+        body.host_config = Some(host);
+        let endpoints = container
+            .network_settings
+            .as_ref()
+            .and_then(|n| n.networks.clone())
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(net, e)| {
+                let settings = EndpointSettings {
+                    ipam_config: e.ipam_config,
+                    aliases: e.aliases,
+                    ..Default::default()
+                };
+                (net, settings)
+            })
+            .collect();
+        body.networking_config = Some(NetworkingConfig {
+            endpoints_config: Some(endpoints),
+        });
+        let docker = self.engine.ready().await?.clone();
+        let engine = self.engine.clone();
+        let name = node.to_string();
+        self.engine
+            .shielded(async move {
+                remove_container(&docker, &name).await;
+                create_and_start_once(&engine, &docker, &name, body, Profile::Capabilities).await
+            })
+            .await
+            .map_err(|f| match f {
+                StartFailure::Other(e) => e,
+                StartFailure::PrivilegeRefused(m) => {
+                    DriverError::engine(format!("start node {node}"), m)
+                }
+                StartFailure::PortTaken => DriverError::engine(
+                    format!("start node {node}"),
+                    "its recorded host port is taken by another program",
+                ),
+            })?;
+        *self.decided.lock().await = Some(Profile::Capabilities);
+        self.remember_profile(Profile::Capabilities).await;
+        Ok(())
+    }
+
+    /// Every minik node on this engine with its state, per profile label: one list call, for
+    /// `profile list` (which would otherwise list and inspect per profile).
+    pub async fn node_states(
+        &self,
+    ) -> Result<BTreeMap<String, Vec<(String, HostState)>>, DriverError> {
+        let docker = self.engine.ready().await?;
+        let containers = list_containers_tolerant(docker, &profile_filter(None))
+            .await
+            .map_err(|e| self.engine.error("list nodes", e))?;
+        let mut by_profile: BTreeMap<String, Vec<(String, HostState)>> = BTreeMap::new();
+        for c in containers {
+            let Some(labels) = c.labels.as_ref() else {
+                continue;
+            };
+            let Some(profile) = labels.get(labels::PROFILE) else {
+                continue;
+            };
+            if !labels_match(Some(labels), profile) {
+                continue;
+            }
+            let Some(node) = labels.get(labels::NODE).cloned().or_else(|| {
+                c.names
+                    .as_ref()?
+                    .first()
+                    .map(|n| n.trim_start_matches('/').to_string())
+            }) else {
+                continue;
+            };
+            let state = match c.state {
+                Some(ContainerSummaryStateEnum::RUNNING) => HostState::Running,
+                Some(ContainerSummaryStateEnum::PAUSED) => HostState::Paused,
+                Some(ContainerSummaryStateEnum::CREATED | ContainerSummaryStateEnum::EXITED) => {
+                    HostState::Stopped
+                }
+                _ => HostState::Error,
+            };
+            by_profile
+                .entry(profile.clone())
+                .or_default()
+                .push((node, state));
+        }
+        Ok(by_profile)
+    }
+
+    /// Whether the security mode lets a refused privileged node fall back to capabilities.
+    fn may_fall_back(&self) -> Result<bool, DriverError> {
+        let mode = match self.security_override {
+            Some(mode) => mode,
+            None => self.engine.flavor().security_mode()?,
+        };
+        Ok(mode != SecurityMode::Privileged)
     }
 
     /// The engine this driver talks to.
@@ -181,8 +399,9 @@ impl DockerDriver {
             labels: Some(node_labels(profile, node)),
             ..Default::default()
         };
-        docker
-            .create_volume(request)
+        let client = docker.clone();
+        self.engine
+            .shielded(async move { client.create_volume(request).await })
             .await
             .map_err(|e| self.engine.error(format!("create volume {name}"), e))?;
         Ok(name)
@@ -313,67 +532,23 @@ impl DockerDriver {
         }
     }
 
+    /// Creates and starts one container as one shielded engine call
+    /// ([`ContainerEngine::shielded`]): an interrupted caller never leaves a container of this
+    /// attempt behind that [`Driver::delete_profile`] would not wait for.
     async fn try_create_and_start(
         &self,
         node: &NodeSpec,
         body: ContainerCreateBody,
         profile: Profile,
     ) -> Result<(), StartFailure> {
-        let docker = self.engine.ready().await?;
-        let name = &node.name;
-        let image = body.image.clone().unwrap_or_default();
-        let options = CreateContainerOptionsBuilder::default().name(name).build();
-        if let Err(e) = docker.create_container(Some(options), body).await {
-            return Err(StartFailure::Other(match status_of(&e) {
-                Some(409) => DriverError::NameConflict {
-                    kind: "container".into(),
-                    name: name.clone(),
-                },
-                // 404 is also a vanished network; only a missing image is ImageNotFound.
-                Some(404) if message_of(&e).to_ascii_lowercase().contains("image") => {
-                    DriverError::ImageNotFound {
-                        engine: self.engine.flavor().name.to_string(),
-                        image,
-                    }
-                }
-                _ => self.engine.error(format!("create node {name}"), e),
-            }));
-        }
-        let Err(e) = docker.start_container(name, None).await else {
-            return Ok(());
-        };
-        let message = message_of(&e);
-        // The container of a failed start is of no use: remove it so a retry can reuse the name.
-        self.remove_container(name).await;
-        if profile == Profile::Privileged && is_privilege_refusal(&message) {
-            Err(StartFailure::PrivilegeRefused(message))
-        } else if message.contains("port is already allocated")
-            || message.contains("address already in use")
-        {
-            Err(StartFailure::PortTaken)
-        } else {
-            Err(StartFailure::Other(
-                self.engine.error(format!("start node {name}"), e),
-            ))
-        }
-    }
-
-    /// Force-removes a container and its anonymous volumes; failures are only logged (this is
-    /// cleanup on an error path).
-    async fn remove_container(&self, name: &str) {
-        let options = RemoveContainerOptionsBuilder::default()
-            .force(true)
-            .v(true)
-            .build();
-        if let Err(e) = self
-            .engine
-            .docker()
-            .remove_container(name, Some(options))
+        let docker = self.engine.ready().await?.clone();
+        let engine = self.engine.clone();
+        let name = node.name.clone();
+        self.engine
+            .shielded(
+                async move { create_and_start_once(&engine, &docker, &name, body, profile).await },
+            )
             .await
-            && status_of(&e) != Some(404)
-        {
-            tracing::warn!(container = name, error = %e, "could not remove the container of a failed attempt");
-        }
     }
 
     async fn inspect_node(&self, node: &str) -> Result<ContainerInspectResponse, DriverError> {
@@ -443,6 +618,93 @@ impl DockerDriver {
             })
             .collect())
     }
+    /// One pass of [`Driver::delete_profile`]: containers, then volumes, then the network.
+    /// Returns the first "in use" refusal (HTTP 409) instead of failing on it, for a retry.
+    async fn delete_profile_pass(
+        &self,
+        profile: &str,
+        report: &mut DeleteReport,
+    ) -> Result<Option<DriverError>, DriverError> {
+        let docker = self.engine.ready().await?;
+        let filter = profile_filter(Some(profile));
+        let mut busy = None;
+
+        for (name, paused) in self.list_profile_containers(profile).await? {
+            if paused {
+                // Thaw first: removing a frozen container fails or hangs on some engines.
+                let _ = docker.unpause_container(&name).await;
+            }
+            let options = RemoveContainerOptionsBuilder::default()
+                .force(true)
+                .v(true)
+                .build();
+            match docker.remove_container(&name, Some(options)).await {
+                Ok(()) => report.nodes.push(name),
+                Err(e) if status_of(&e) == Some(404) => {}
+                Err(e) => return Err(self.engine.error(format!("remove node {name}"), e)),
+            }
+        }
+
+        let options = ListVolumesOptionsBuilder::default()
+            .filters(&filter)
+            .build();
+        let volumes = docker
+            .list_volumes(Some(options))
+            .await
+            .map_err(|e| self.engine.error("list volumes", e))?;
+        for volume in volumes.volumes.unwrap_or_default() {
+            if !labels_match(Some(&volume.labels), profile) {
+                continue;
+            }
+            match docker
+                .remove_volume(
+                    &volume.name,
+                    None::<bollard::query_parameters::RemoveVolumeOptions>,
+                )
+                .await
+            {
+                Ok(()) => report.volumes.push(volume.name),
+                Err(e) if status_of(&e) == Some(404) => {}
+                Err(e) if status_of(&e) == Some(409) => {
+                    busy.get_or_insert(
+                        self.engine
+                            .error(format!("remove volume {}", volume.name), e),
+                    );
+                }
+                Err(e) => {
+                    return Err(self
+                        .engine
+                        .error(format!("remove volume {}", volume.name), e));
+                }
+            }
+        }
+
+        let options = ListNetworksOptionsBuilder::default()
+            .filters(&filter)
+            .build();
+        let networks = docker
+            .list_networks(Some(options))
+            .await
+            .map_err(|e| self.engine.error("list networks", e))?;
+        for network in networks {
+            let (Some(id), Some(name)) = (network.id, network.name) else {
+                continue;
+            };
+            if !labels_match(network.labels.as_ref(), profile) {
+                continue;
+            }
+            match docker.remove_network(&id).await {
+                Ok(()) => report.networks.push(name),
+                Err(e) if status_of(&e) == Some(404) => {}
+                // Docker answers 403 "has active endpoints", podman 409/500.
+                Err(e) if matches!(status_of(&e), Some(403 | 409)) => {
+                    busy.get_or_insert(self.engine.error(format!("remove network {name}"), e));
+                }
+                Err(e) => return Err(self.engine.error(format!("remove network {name}"), e)),
+            }
+        }
+        Ok(busy)
+    }
 }
 
 impl Driver for DockerDriver {
@@ -506,6 +768,9 @@ impl Driver for DockerDriver {
                 .map_err(into_error);
         }
         let mut decided = self.decided.lock().await;
+        if decided.is_none() {
+            *decided = self.remembered_profile().await;
+        }
         if let Some(profile) = *decided {
             drop(decided);
             return self
@@ -520,11 +785,14 @@ impl Driver for DockerDriver {
         {
             Ok(()) => {
                 *decided = Some(Profile::Privileged);
+                drop(decided);
+                self.remember_profile(Profile::Privileged).await;
                 Ok(())
             }
             Err(StartFailure::PrivilegeRefused(message)) => {
                 *decided = Some(Profile::Capabilities);
                 drop(decided);
+                self.remember_profile(Profile::Capabilities).await;
                 tracing::debug!(%message, "privileged node refused");
                 observer.warn(&format!(
                     "the engine refused --privileged ({}); node containers run with an explicit capability set \
@@ -549,10 +817,19 @@ impl Driver for DockerDriver {
                 .unpause_container(node)
                 .await
                 .map_err(|e| self.node_error("unpause", node, e)),
-            _ => docker
-                .start_container(node, None)
-                .await
-                .map_err(|e| self.node_error("start", node, e)),
+            _ => match docker.start_container(node, None).await {
+                Ok(()) => Ok(()),
+                Err(e)
+                    if is_privilege_refusal(&message_of(&e))
+                        && container.host_config.as_ref().and_then(|h| h.privileged)
+                            == Some(true)
+                        && self.may_fall_back()? =>
+                {
+                    tracing::debug!(node, error = %message_of(&e), "recreating a privileged node the engine refuses");
+                    self.recreate_with_capabilities(&container, node).await
+                }
+                Err(e) => Err(self.node_error("start", node, e)),
+            },
         }
     }
 
@@ -621,6 +898,8 @@ impl Driver for DockerDriver {
     }
 
     async fn delete_node(&self, node: &str) -> Result<DeleteReport, DriverError> {
+        // An interrupted create of this node must have finished before it is removed.
+        self.engine.settled().await;
         let docker = self.engine.ready().await?;
         let mut report = DeleteReport::default();
         match self.inspect_node(node).await {
@@ -669,75 +948,26 @@ impl Driver for DockerDriver {
     }
 
     async fn delete_profile(&self, profile: &str) -> Result<DeleteReport, DriverError> {
-        let docker = self.engine.ready().await?;
+        // What this process's interrupted calls are still making must exist before the
+        // listing below, or it would outlive this delete.
+        self.engine.settled().await;
         let mut report = DeleteReport::default();
-        let filter = profile_filter(Some(profile));
-
-        for (name, paused) in self.list_profile_containers(profile).await? {
-            if paused {
-                // Thaw first: removing a frozen container fails or hangs on some engines.
-                let _ = docker.unpause_container(&name).await;
-            }
-            let options = RemoveContainerOptionsBuilder::default()
-                .force(true)
-                .v(true)
-                .build();
-            match docker.remove_container(&name, Some(options)).await {
-                Ok(()) => report.nodes.push(name),
-                Err(e) if status_of(&e) == Some(404) => {}
-                Err(e) => return Err(self.engine.error(format!("remove node {name}"), e)),
-            }
-        }
-
-        let options = ListVolumesOptionsBuilder::default()
-            .filters(&filter)
-            .build();
-        let volumes = docker
-            .list_volumes(Some(options))
-            .await
-            .map_err(|e| self.engine.error("list volumes", e))?;
-        for volume in volumes.volumes.unwrap_or_default() {
-            if !labels_match(Some(&volume.labels), profile) {
-                continue;
-            }
-            match docker
-                .remove_volume(
-                    &volume.name,
-                    None::<bollard::query_parameters::RemoveVolumeOptions>,
-                )
-                .await
-            {
-                Ok(()) => report.volumes.push(volume.name),
-                Err(e) if status_of(&e) == Some(404) => {}
-                Err(e) => {
-                    return Err(self
-                        .engine
-                        .error(format!("remove volume {}", volume.name), e));
+        let mut pass = 1;
+        loop {
+            match self.delete_profile_pass(profile, &mut report).await? {
+                None => break,
+                // A volume or network still in use: a container some other process was making
+                // for this profile appeared after the listing. Go again.
+                Some(busy) if pass < DELETE_PASSES => {
+                    tracing::debug!(%busy, pass, "still in use; deleting again");
+                    tokio::time::sleep(Duration::from_millis(300 * pass as u64)).await;
+                    pass += 1;
                 }
-            }
-        }
-
-        let options = ListNetworksOptionsBuilder::default()
-            .filters(&filter)
-            .build();
-        let networks = docker
-            .list_networks(Some(options))
-            .await
-            .map_err(|e| self.engine.error("list networks", e))?;
-        for network in networks {
-            let (Some(id), Some(name)) = (network.id, network.name) else {
-                continue;
-            };
-            if !labels_match(network.labels.as_ref(), profile) {
-                continue;
-            }
-            match docker.remove_network(&id).await {
-                Ok(()) => report.networks.push(name),
-                Err(e) if status_of(&e) == Some(404) => {}
-                Err(e) => return Err(self.engine.error(format!("remove network {name}"), e)),
+                Some(busy) => return Err(busy),
             }
         }
         report.nodes.sort();
+        report.nodes.dedup();
         report.volumes.sort();
         report.networks.sort();
         Ok(report)
@@ -803,6 +1033,77 @@ impl Driver for DockerDriver {
     fn runner(&self, node: &str) -> DockerRunner {
         DockerRunner::new(self.engine.clone(), node)
     }
+}
+
+/// One create + start of a node container; the container of a failed start is removed again
+/// (so a retry can reuse the name).
+async fn create_and_start_once(
+    engine: &ContainerEngine,
+    docker: &Docker,
+    name: &str,
+    body: ContainerCreateBody,
+    profile: Profile,
+) -> Result<(), StartFailure> {
+    let image = body.image.clone().unwrap_or_default();
+    let options = CreateContainerOptionsBuilder::default().name(name).build();
+    if let Err(e) = docker.create_container(Some(options), body).await {
+        return Err(StartFailure::Other(match status_of(&e) {
+            Some(409) => DriverError::NameConflict {
+                kind: "container".into(),
+                name: name.to_string(),
+            },
+            // 404 is also a vanished network; only a missing image is ImageNotFound.
+            Some(404) if message_of(&e).to_ascii_lowercase().contains("image") => {
+                DriverError::ImageNotFound {
+                    engine: engine.flavor().name.to_string(),
+                    image,
+                }
+            }
+            _ => engine.error(format!("create node {name}"), e),
+        }));
+    }
+    let Err(e) = docker.start_container(name, None).await else {
+        return Ok(());
+    };
+    let message = message_of(&e);
+    remove_container(docker, name).await;
+    if profile == Profile::Privileged && is_privilege_refusal(&message) {
+        Err(StartFailure::PrivilegeRefused(message))
+    } else if message.contains("port is already allocated")
+        || message.contains("address already in use")
+    {
+        Err(StartFailure::PortTaken)
+    } else {
+        Err(StartFailure::Other(
+            engine.error(format!("start node {name}"), e),
+        ))
+    }
+}
+
+/// Force-removes a container and its anonymous volumes; failures are only logged (this is
+/// cleanup on an error path).
+async fn remove_container(docker: &Docker, name: &str) {
+    let options = RemoveContainerOptionsBuilder::default()
+        .force(true)
+        .v(true)
+        .build();
+    if let Err(e) = docker.remove_container(name, Some(options)).await
+        && status_of(&e) != Some(404)
+    {
+        tracing::warn!(container = name, error = %e, "could not remove the container of a failed attempt");
+    }
+}
+
+/// Whether an executable named `program` is on `PATH`.
+fn on_path(program: &str) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    std::env::var_os("PATH").is_some_and(|path| {
+        std::env::split_paths(&path).any(|dir| {
+            dir.join(program)
+                .metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
+    })
 }
 
 /// Labels of a node's container and volume.

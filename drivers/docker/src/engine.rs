@@ -51,6 +51,10 @@ pub struct Flavor {
     /// Last-minute changes to every node's create request, made after the security options
     /// are in (e.g. podman's volume mount options and path unmasking).
     pub customize_node: Option<fn(&mut ContainerCreateBody)>,
+    /// A Docker API version to speak without asking (`major, minor`); `None` negotiates with
+    /// the engine's `/version` on first use. The client must be made for that version
+    /// ([`connect_host_at`]).
+    pub api_version: Option<(usize, usize)>,
 }
 
 impl Flavor {
@@ -65,6 +69,7 @@ impl Flavor {
             bridge_options: true,
             security_env: "MINIK_DOCKER_SECURITY",
             customize_node: None,
+            api_version: None,
         }
     }
 
@@ -99,8 +104,16 @@ pub fn docker_host_from(value: Option<String>) -> String {
 /// nothing: a dead engine shows up in [`ContainerEngine::check`]. A `unix://` socket file that
 /// does not exist is [`DriverError::EngineNotFound`] already here (the client needs it).
 pub fn connect_host(host: &str, engine: &str) -> Result<Docker, DriverError> {
+    connect_host_at(host, engine, bollard::API_DEFAULT_VERSION)
+}
+
+/// [`connect_host`] speaking API `version` (see [`Flavor::api_version`]).
+pub fn connect_host_at(
+    host: &str,
+    engine: &str,
+    version: &bollard::ClientVersion,
+) -> Result<Docker, DriverError> {
     let timeout = REQUEST_TIMEOUT.as_secs();
-    let version = bollard::API_DEFAULT_VERSION;
     let docker = if host.starts_with("unix://") {
         Docker::connect_with_unix(host, timeout, version)
     } else if host.starts_with("tcp://") || host.starts_with("http://") {
@@ -133,6 +146,24 @@ pub struct ContainerEngine {
     endpoint: String,
     flavor: Flavor,
     negotiated: OnceCell<()>,
+    /// How many [`ContainerEngine::shielded`] calls are still running.
+    in_flight: tokio::sync::watch::Sender<usize>,
+}
+
+/// Counts one shielded call while it runs (decrements when the task ends, however it ends).
+struct InFlight(tokio::sync::watch::Sender<usize>);
+
+impl InFlight {
+    fn enter(counter: &tokio::sync::watch::Sender<usize>) -> InFlight {
+        counter.send_modify(|n| *n += 1);
+        InFlight(counter.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.send_modify(|n| *n = n.saturating_sub(1));
+    }
 }
 
 impl ContainerEngine {
@@ -144,7 +175,36 @@ impl ContainerEngine {
             endpoint: endpoint.into(),
             flavor,
             negotiated: OnceCell::new(),
+            in_flight: tokio::sync::watch::channel(0).0,
         }
+    }
+
+    /// Runs an engine call that creates or removes something to its end even when the caller
+    /// is dropped (an interrupted `start`): the engine finishes a request whose client went
+    /// away anyway, so a caller that stopped waiting would clean up before the engine is done
+    /// and miss what it makes after. [`Self::settled`] waits for every such call.
+    pub async fn shielded<T, F>(&self, call: F) -> T
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = T> + Send + 'static,
+    {
+        let guard = InFlight::enter(&self.in_flight);
+        let task = tokio::spawn(async move {
+            let _guard = guard;
+            call.await
+        });
+        match task.await {
+            Ok(v) => v,
+            // Never aborted, so only a panic of the call itself ends up here.
+            Err(e) => std::panic::resume_unwind(e.into_panic()),
+        }
+    }
+
+    /// Resolves once no [`Self::shielded`] call of this engine value runs: what the engine
+    /// holds then is all that this process's calls will ever make.
+    pub async fn settled(&self) {
+        let mut rx = self.in_flight.subscribe();
+        let _ = rx.wait_for(|n| *n == 0).await;
     }
 
     /// The bollard client (before version negotiation; prefer [`Self::ready`]).
@@ -183,6 +243,9 @@ impl ContainerEngine {
                         engine: self.flavor.name.to_string(),
                         endpoint: self.endpoint.clone(),
                     });
+                }
+                if self.flavor.api_version.is_some() {
+                    return Ok(());
                 }
                 // The negotiated version lives in state shared by all clones of the client.
                 match tokio::time::timeout(CONNECT_TIMEOUT, self.docker.clone().negotiate_version())

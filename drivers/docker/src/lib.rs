@@ -24,7 +24,7 @@ mod security;
 pub use driver::DockerDriver;
 pub use engine::{
     CONNECT_TIMEOUT, ContainerEngine, DEFAULT_DOCKER_HOST, Flavor, REQUEST_TIMEOUT, connect_host,
-    docker_host, docker_host_from,
+    connect_host_at, docker_host, docker_host_from,
 };
 pub use runner::DockerRunner;
 pub use security::SecurityMode;

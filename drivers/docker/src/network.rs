@@ -182,7 +182,11 @@ pub async fn ensure_network(
             ])),
             ..Default::default()
         };
-        match docker.create_network(request).await {
+        let client = docker.clone();
+        let created = engine
+            .shielded(async move { client.create_network(request).await })
+            .await;
+        match created {
             Ok(_) => {
                 tracing::debug!(network = name, %subnet, "created profile network");
                 return Ok(subnet);

@@ -43,7 +43,7 @@ use minik_driver_api::{
     ClusterRequest, DeleteReport, Driver, DriverError, EngineInfo, NodeInfo, NodeSpec, Observer,
 };
 pub use minik_driver_docker::SecurityMode;
-use minik_driver_docker::{ContainerEngine, DockerDriver, DockerRunner, Flavor, connect_host};
+use minik_driver_docker::{ContainerEngine, DockerDriver, DockerRunner, Flavor, connect_host_at};
 use std::time::Duration;
 
 pub use limits::{HardLimits, LimitsSource};
@@ -90,7 +90,12 @@ impl PodmanDriver {
         }
         let limits = limits::host_limits(endpoint.socket_path());
         tracing::debug!(endpoint = %endpoint.host, ?limits, ?service, "podman endpoint");
-        let client = connect_host(&endpoint.host, "podman")?;
+        let (major_version, minor_version) = PODMAN_API_VERSION;
+        let version = bollard::ClientVersion {
+            major_version,
+            minor_version,
+        };
+        let client = connect_host_at(&endpoint.host, "podman", &version)?;
         let inner =
             DockerDriver::with_engine(client, endpoint.host.clone(), flavor(limits.0.ulimits()));
         Ok(PodmanDriver {
@@ -101,9 +106,28 @@ impl PodmanDriver {
         })
     }
 
+    /// Connects only when something already listens on podman's socket: never starts the
+    /// service (for `profile list`, which must not pay for a podman nobody uses).
+    pub fn connect_if_listening() -> Option<PodmanDriver> {
+        let endpoint = socket::endpoint();
+        if let Some(path) = endpoint.socket_path()
+            && !socket::socket_answers(path)
+        {
+            return None;
+        }
+        PodmanDriver::connect_to(endpoint).ok()
+    }
+
     /// Uses `mode` for nodes this driver creates, whatever `MINIK_PODMAN_SECURITY` says.
     pub fn with_security_mode(mut self, mode: SecurityMode) -> PodmanDriver {
         self.inner = self.inner.with_security_mode(mode);
+        self
+    }
+
+    /// Remembers what the `auto` security mode settled on (see
+    /// [`DockerDriver::with_security_memory`]).
+    pub fn with_security_memory(mut self, file: impl Into<std::path::PathBuf>) -> PodmanDriver {
+        self.inner = self.inner.with_security_memory(file);
         self
     }
 
@@ -161,6 +185,11 @@ impl PodmanDriver {
     }
 }
 
+/// The Docker API version podman's compatible API implements (4.x and 5.x alike). Spoken
+/// without negotiation: podman's `/version` takes over a second (it asks conmon and the OCI
+/// runtime for theirs), which `profile list` and `status` would pay on every run.
+pub const PODMAN_API_VERSION: (usize, usize) = (1, 41);
+
 /// The podman [`Flavor`] with node ulimits `ulimits` (see [`HardLimits::ulimits`]).
 pub fn flavor(ulimits: Vec<bollard::models::ResourcesUlimits>) -> Flavor {
     Flavor {
@@ -172,6 +201,7 @@ pub fn flavor(ulimits: Vec<bollard::models::ResourcesUlimits>) -> Flavor {
         bridge_options: false,
         security_env: SECURITY_ENV,
         customize_node: Some(customize_node),
+        api_version: Some(PODMAN_API_VERSION),
     }
 }
 
