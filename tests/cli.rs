@@ -361,3 +361,123 @@ fn stop_all_and_delete_all() {
             .contains("No profiles")
     );
 }
+
+/// Output to a closed pipe ends minik as SIGPIPE ends any Unix tool (no panic, no 101, no
+/// HOST_FILES); a full disk behind stdout is HOST_STDOUT (33).
+#[test]
+fn closed_pipes_and_full_disks_behind_stdout() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let env = Env::new();
+    env.minik(&start_args(&["-p", "pipe"])).expect(0);
+    for args in [
+        &["profile", "list"][..],
+        &["status", "-p", "pipe"],
+        &["completion", "bash"],
+    ] {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_minik"))
+            .args(args)
+            .env("MINIK_HOME", env.home())
+            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+            .env("CONTAINER_HOST", "unix:///nonexistent/podman.sock")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before minik writes.
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.signal(),
+            Some(13),
+            "{args:?}: {:?} {stderr}",
+            out.status
+        );
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_minik"))
+        .arg("version")
+        .env("MINIK_HOME", env.home())
+        .stdout(full)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(33), "{stderr}");
+    assert!(stderr.contains("HOST_STDOUT"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+/// Small refusals of issue 11: a bad image name is a usage error (not an engine error telling
+/// to delete the profile); `--memory` beyond the host's memory is refused like `--cpus`.
+#[test]
+fn bad_image_names_and_too_much_memory_are_usage_errors() {
+    let env = Env::new();
+    env.minik(&start_args(&["-p", "img"])).expect(0);
+    for name in ["", "a/Bad Name", "App:1"] {
+        let out = env.minik(&["-p", "img", "image", "load", name]);
+        out.expect(14).reason("MK_USAGE");
+        assert!(
+            out.stderr.contains("is not an image reference"),
+            "{}",
+            out.stderr
+        );
+    }
+    let out = env.minik(&start_args(&["-p", "mem", "--memory", "99999999999g"]));
+    out.expect(14).reason("MK_USAGE");
+    assert!(
+        out.stderr.contains("MiB of memory of this host"),
+        "{}",
+        out.stderr
+    );
+    assert!(!env.profile_dir("mem").exists());
+}
+
+/// Under `umask 000` MINIK_HOME stays private, and commands on a name that has no profile
+/// leave no lock file behind.
+#[test]
+fn private_modes_and_no_lock_pile_up() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let env = Env::new();
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_minik"));
+    cmd.args([
+        "start",
+        "--driver",
+        "fake",
+        "--no-kubernetes",
+        "-p",
+        "modes",
+    ])
+    .env("MINIK_HOME", env.home())
+    .env("KUBECONFIG", env.kubeconfig())
+    .env("CI", "true");
+    // SAFETY: umask(2) only, between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            nix::sys::stat::umask(nix::sys::stat::Mode::empty());
+            Ok(())
+        });
+    }
+    assert!(cmd.output().unwrap().status.success());
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    for dir in ["profiles", "profiles/modes", "locks"] {
+        let m = mode(&env.home().join(dir));
+        assert_eq!(m & 0o022, 0, "{dir} is {m:o}");
+    }
+    let lock = env.home().join("locks/modes.lock");
+    assert_eq!(mode(&lock) & 0o077, 0, "lock file {:o}", mode(&lock));
+    for typo in ["typo1", "typo2"] {
+        env.minik(&["stop", "-p", typo]).expect(85);
+        env.minik(&["delete", "-p", typo]);
+    }
+    env.minik(&["delete", "-p", "modes"]).expect(0);
+    let left: Vec<_> = std::fs::read_dir(env.home().join("locks"))
+        .map(|d| d.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default();
+    assert!(left.is_empty(), "lock files left: {left:?}");
+}

@@ -953,3 +953,33 @@ fn images_flag_replaces_an_addon_image_everywhere_and_is_remembered() {
     assert!(applied(&env).contains(LPP));
     assert!(env.profile("i").get("addon_images").is_none());
 }
+
+/// An archive whose image name holds terminal escape sequences (set the window title, clear
+/// the screen): whatever minik prints about it, the sequences are escaped, never raw.
+#[test]
+fn image_names_with_terminal_escapes_are_printed_escaped() {
+    let env = Env::new();
+    env.minik(&["-p", "esc", "start", "--driver", "fake", "--no-kubernetes"])
+        .expect(0);
+    // JSON escapes in manifest.json: the name read from it holds the raw characters.
+    let (path, _, _) = write_archive(&env, r"evil\u001b]0;owned\u0007\u001b[2J:1");
+    env.respond("*", LS, 0, &ls_output(&[]));
+    let out = env.minik(&[
+        "-p",
+        "esc",
+        "image",
+        "load",
+        "--archive",
+        path.to_str().unwrap(),
+    ]);
+    for (stream, text) in [("stdout", &out.stdout), ("stderr", &out.stderr)] {
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\u{7}'),
+            "raw control characters on {stream}: {text:?}"
+        );
+    }
+    assert!(
+        format!("{}{}", out.stdout, out.stderr).contains("\\x1b"),
+        "the name is shown, escaped: {out:?}"
+    );
+}

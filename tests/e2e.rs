@@ -794,6 +794,264 @@ fn killed_vm_is_reported_and_restarts(driver: &'static str, backend: Backend) {
     assert_eq!(s.leftovers(&p), Vec::<String>::new());
 }
 
+// --- Fault injection (issue 11): interrupted and failed operations leave nothing behind -----
+
+/// Sends `signal` to a running `minik` after `delay` and waits for it.
+fn interrupt_after(mut cmd: Command, delay: Duration, signal: nix::sys::signal::Signal) -> Run {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(delay);
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let _ = nix::sys::signal::kill(pid, signal);
+    to_run(child.wait_with_output().unwrap())
+}
+
+impl Suite {
+    fn start_cmd(&self, profile: &str, nodes: u32) -> Command {
+        let mut cmd = self.cmd();
+        cmd.args([
+            "start",
+            "-p",
+            profile,
+            "--driver",
+            self.driver,
+            "--no-kubernetes",
+            "--nodes",
+            &nodes.to_string(),
+            "--wait-timeout",
+            "120s",
+        ]);
+        cmd
+    }
+
+    /// Fails the test when a volume named `name` exists on the engine at all (labelled or
+    /// not): an unlabelled one is what `delete` could never see.
+    fn assert_no_volume(&self, name: &str) {
+        let Backend::Engine(cli) = self.backend else {
+            return;
+        };
+        let out = Command::new(cli)
+            .args(["volume", "inspect", name])
+            .output()
+            .unwrap();
+        assert!(
+            !out.status.success(),
+            "volume {name} exists: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+    }
+
+    /// After a fault: whatever state is left, `delete` removes it in one go and nothing with
+    /// the profile's label or node names stays.
+    fn assert_delete_cleans(&self, p: &str, nodes: u32) {
+        self.minik(&["delete", "-p", p]).ok();
+        assert_eq!(self.leftovers(p), Vec::<String>::new());
+        self.assert_no_volume(&format!("{p}-var"));
+        for i in 2..=nodes {
+            self.assert_no_volume(&format!("{p}-m{i:02}-var"));
+        }
+        assert!(!self.home.path().join("profiles").join(p).exists());
+    }
+}
+
+/// A foreign container holding the second node's name: the start fails with the name conflict,
+/// and what it created for the first node is gone, including any unlabelled volume (item 1).
+fn foreign_name_fails_cleanly(driver: &'static str, backend: Backend) {
+    let s = Suite::new(driver, backend, "foreign");
+    let Backend::Engine(cli) = backend else {
+        panic!("engines only")
+    };
+    for round in 0..3 {
+        let p = s.profile(&format!("{round}"));
+        let foreign = format!("{p}-m02");
+        let made = Command::new(cli)
+            .args(["create", "--name", &foreign, HELLO_IMAGE])
+            .output()
+            .unwrap();
+        assert!(made.status.success(), "{made:?}");
+        let out = s.start(&p, 2).code(54);
+        assert!(out.stderr.contains("DRV_NAME_CONFLICT"), "{out:?}");
+        assert_eq!(s.leftovers(&p), Vec::<String>::new(), "round {round}");
+        s.assert_no_volume(&format!("{p}-var"));
+        assert!(!s.home.path().join("profiles").join(&p).exists());
+        let rm = Command::new(cli)
+            .args(["rm", "-f", &foreign])
+            .output()
+            .unwrap();
+        assert!(rm.status.success());
+        // The name works again at once.
+        s.start(&p, 2).ok();
+        s.assert_delete_cleans(&p, 2);
+    }
+}
+
+/// SIGINT and SIGTERM at a range of delays into `start` (1 and 3 nodes): exit 15 with the
+/// cleanup done (or 0 when the start won the race), then `delete` works at the first try and a
+/// fresh start of the name works (items 1, 3, 5).
+fn signals_during_start(driver: &'static str, backend: Backend) {
+    use nix::sys::signal::Signal::{SIGINT, SIGTERM};
+    let s = Suite::new(driver, backend, "sig");
+    let cases = [
+        (SIGINT, 200, 1),
+        (SIGTERM, 600, 1),
+        (SIGINT, 1800, 1),
+        (SIGTERM, 1200, 3),
+        (SIGINT, 2500, 3),
+    ];
+    for (i, (signal, ms, nodes)) in cases.into_iter().enumerate() {
+        let p = s.profile(&format!("{i}"));
+        let run = interrupt_after(s.start_cmd(&p, nodes), Duration::from_millis(ms), signal);
+        let case = format!("{signal} at {ms} ms, {nodes} node(s)");
+        match run.code {
+            15 => {
+                assert!(run.stderr.contains("MK_INTERRUPTED"), "{case}: {run:?}");
+                assert!(run.stderr.contains(signal.as_str()), "{case}: {run:?}");
+                assert_eq!(s.leftovers(&p), Vec::<String>::new(), "{case}: {run:?}");
+                assert!(!s.home.path().join("profiles").join(&p).exists(), "{case}");
+            }
+            0 => {}
+            other => panic!("{case}: exit {other}: {run:?}"),
+        }
+        s.assert_delete_cleans(&p, nodes);
+    }
+    let p = s.profile("again");
+    s.start(&p, 1).ok();
+    s.assert_delete_cleans(&p, 1);
+}
+
+/// kill -9 at a range of delays into `start`: the next `start` completes the profile (or,
+/// when the kill came before the profile file, says it is orphaned and `delete` removes it);
+/// a container left created `--privileged` is recreated with the capability set (item 4).
+fn killed_start_is_completed_or_deleted(driver: &'static str, backend: Backend) {
+    let s = Suite::new(driver, backend, "kill9");
+    for (i, ms) in [300u64, 700, 1500].into_iter().enumerate() {
+        let p = s.profile(&format!("{i}"));
+        let run = interrupt_after(
+            s.start_cmd(&p, 1),
+            Duration::from_millis(ms),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let again = s.start(&p, 1);
+        match again.code {
+            0 => {
+                let (code, status) = s.status_json(&p);
+                assert_eq!(code, 0, "kill at {ms} ms: {status}");
+                s.assert_booted(&p, &p);
+            }
+            84 => assert!(again.stderr.contains("delete"), "{again:?}"),
+            other => panic!("kill at {ms} ms, then start: exit {other}\n{run:?}\n{again:?}"),
+        }
+        s.assert_delete_cleans(&p, 1);
+    }
+}
+
+/// `node add` killed mid-way leaves a labelled node the profile does not record: the next
+/// `start` removes it and reports the profile's own nodes; the next `node add` works (item 7).
+fn killed_node_add_is_removed_by_start(driver: &'static str, backend: Backend) {
+    let s = Suite::new(driver, backend, "nodeadd");
+    let p = s.profile("");
+    s.start(&p, 1).ok();
+    let mut add = s.cmd();
+    add.args(["node", "add", "-p", &p]);
+    interrupt_after(
+        add,
+        Duration::from_millis(900),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let out = s.start(&p, 1).ok();
+    assert!(
+        out.stdout.contains("1 node(s) running") || out.stderr.contains("1 node(s) running"),
+        "{out:?}"
+    );
+    let (_, status) = s.status_json(&p);
+    assert_eq!(status.as_array().map(Vec::len), Some(1), "{status}");
+    s.minik(&["node", "add", "-p", &p]).ok();
+    let (_, status) = s.status_json(&p);
+    assert_eq!(status.as_array().map(Vec::len), Some(2), "{status}");
+    // SIGTERM during `node add`: exit 15, the half-added node removed.
+    let mut add = s.cmd();
+    add.args(["node", "add", "-p", &p]);
+    let run = interrupt_after(
+        add,
+        Duration::from_millis(700),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    if run.code == 15 {
+        let (_, status) = s.status_json(&p);
+        assert_eq!(
+            status.as_array().map(Vec::len),
+            Some(2),
+            "{status}\n{run:?}"
+        );
+        assert_eq!(
+            leftovers_in(s.backend.image_cli(), &p)
+                .iter()
+                .filter(|l| l.starts_with("ps:"))
+                .count(),
+            2,
+            "{run:?}"
+        );
+    } else {
+        assert_eq!(run.code, 0, "{run:?}");
+    }
+    s.assert_delete_cleans(&p, 4);
+}
+
+/// Signals during `stop`, `delete` and `image load`: each exits 15 (or finishes), and the next
+/// command completes.
+fn signals_during_other_commands(driver: &'static str, backend: Backend) {
+    use nix::sys::signal::Signal::{SIGINT, SIGKILL, SIGTERM};
+    let s = Suite::new(driver, backend, "sigcmd");
+    let p = s.profile("");
+    s.start(&p, 1).ok();
+    let mut load = s.cmd();
+    load.args(["image", "load", "-p", &p, HELLO_IMAGE]);
+    let run = interrupt_after(load, Duration::from_millis(300), SIGINT);
+    assert!(matches!(run.code, 0 | 15), "{run:?}");
+    s.minik(&["image", "load", "-p", &p, HELLO_IMAGE]).ok();
+    let mut stop = s.cmd();
+    stop.args(["stop", "-p", &p]);
+    let run = interrupt_after(stop, Duration::from_millis(500), SIGTERM);
+    assert!(matches!(run.code, 0 | 15), "{run:?}");
+    s.start(&p, 1).ok();
+    s.assert_booted(&p, &p);
+    let mut delete = s.cmd();
+    delete.args(["delete", "-p", &p]);
+    interrupt_after(delete, Duration::from_millis(300), SIGKILL);
+    s.assert_delete_cleans(&p, 1);
+}
+
+/// The profile network removed while the profile is stopped: `start` recreates it with the
+/// recorded subnet and the node keeps its address (item 6). Docker only: podman refuses to
+/// remove a network that containers use.
+fn removed_network_is_recreated(driver: &'static str, backend: Backend) {
+    let s = Suite::new(driver, backend, "net");
+    let Backend::Engine(cli) = backend else {
+        panic!("engines only")
+    };
+    let p = s.profile("");
+    s.start(&p, 1).ok();
+    let ip = |s: &Suite| {
+        let (_, status) = s.status_json(&p);
+        status[0]["IP"].as_str().unwrap_or_default().to_string()
+    };
+    let before = ip(&s);
+    assert!(!before.is_empty());
+    s.minik(&["stop", "-p", &p]).ok();
+    let rm = Command::new(cli)
+        .args(["network", "rm", &p])
+        .output()
+        .unwrap();
+    assert!(rm.status.success(), "{rm:?}");
+    s.start(&p, 1).ok();
+    assert_eq!(ip(&s), before);
+    s.assert_booted(&p, &p);
+    s.assert_delete_cleans(&p, 1);
+}
+
 /// Instantiates the suite for one driver: a module named after it with one `#[test]` per
 /// listed test function (the functions above, run with the driver's name and [`Backend`]).
 macro_rules! e2e_suite {
@@ -818,6 +1076,12 @@ e2e_suite!(
         two_profiles_side_by_side,
         concurrent_starts_of_one_profile,
         bad_input_creates_nothing,
+        foreign_name_fails_cleanly,
+        signals_during_start,
+        killed_start_is_completed_or_deleted,
+        killed_node_add_is_removed_by_start,
+        signals_during_other_commands,
+        removed_network_is_recreated,
     ]
 );
 e2e_suite!(
@@ -829,6 +1093,11 @@ e2e_suite!(
         two_profiles_side_by_side,
         concurrent_starts_of_one_profile,
         bad_input_creates_nothing,
+        foreign_name_fails_cleanly,
+        signals_during_start,
+        killed_start_is_completed_or_deleted,
+        killed_node_add_is_removed_by_start,
+        signals_during_other_commands,
     ]
 );
 // VMs boot in ~20 s each under TCG on two cores: the same tests, two nodes instead of three,

@@ -350,6 +350,76 @@ impl DockerDriver {
         Ok(by_profile)
     }
 
+    /// Before starting a stopped node: when its profile network is gone (`docker network rm`
+    /// while the profile was stopped) or was recreated since, recreate it with the subnet the
+    /// node's recorded address is in and reconnect the node with that address and its alias.
+    async fn repair_network(
+        &self,
+        container: &ContainerInspectResponse,
+        node: &str,
+    ) -> Result<(), DriverError> {
+        let Some(profile) = container_labels(container)
+            .and_then(|l| l.get(labels::PROFILE))
+            .cloned()
+        else {
+            return Ok(());
+        };
+        let net = network_name(&profile).to_string();
+        let endpoint = container
+            .network_settings
+            .as_ref()
+            .and_then(|n| n.networks.as_ref())
+            .and_then(|n| n.get(&net))
+            .cloned();
+        let docker = self.engine.ready().await?;
+        let current = match docker.inspect_network(&net, None).await {
+            Ok(n) => n.id,
+            Err(e) if status_of(&e) == Some(404) => None,
+            Err(e) => return Err(self.engine.error(format!("inspect network {net}"), e)),
+        };
+        let recorded_id = endpoint.as_ref().and_then(|e| e.network_id.clone());
+        if current.is_some() && (recorded_id.is_none() || current == recorded_id) {
+            return Ok(());
+        }
+        let ip: Option<Ipv4Addr> = endpoint
+            .as_ref()
+            .and_then(|e| e.ipam_config.as_ref())
+            .and_then(|c| c.ipv4_address.as_deref())
+            .and_then(|a| a.parse().ok());
+        let Some(ip) = ip else {
+            return Ok(());
+        };
+        let [a, b, c, _] = ip.octets();
+        let subnet = Subnet::parse(&format!("{a}.{b}.{c}.0/24"));
+        tracing::debug!(node, network = %net, ?subnet, "recreating the profile network");
+        {
+            let _guard = self.network_lock.lock().await;
+            crate::network::ensure_network_in(&self.engine, &profile, subnet).await?;
+        }
+        let disconnect = bollard::models::NetworkDisconnectRequest {
+            container: node.to_string(),
+            force: Some(true),
+        };
+        // The old endpoint points at the removed network: drop it (an error only means there
+        // was none to drop).
+        let _ = docker.disconnect_network(&net, disconnect).await;
+        let connect = bollard::models::NetworkConnectRequest {
+            container: node.to_string(),
+            endpoint_config: Some(EndpointSettings {
+                ipam_config: Some(EndpointIpamConfig {
+                    ipv4_address: Some(ip.to_string()),
+                    ..Default::default()
+                }),
+                aliases: endpoint.and_then(|e| e.aliases),
+                ..Default::default()
+            }),
+        };
+        docker.connect_network(&net, connect).await.map_err(|e| {
+            self.engine
+                .error(format!("connect node {node} to network {net}"), e)
+        })
+    }
+
     /// Whether the security mode lets a refused privileged node fall back to capabilities.
     fn may_fall_back(&self) -> Result<bool, DriverError> {
         let mode = match self.security_override {
@@ -568,9 +638,12 @@ impl DockerDriver {
     /// Maps an error of a lifecycle call on `node` (404 = the node vanished meanwhile).
     fn node_error(&self, op: &str, node: &str, e: bollard::errors::Error) -> DriverError {
         match status_of(&e) {
-            Some(404) => DriverError::NodeNotFound {
-                node: node.to_string(),
-            },
+            // "network X not found" is a 404 too, of something other than the node.
+            Some(404) if !message_of(&e).to_ascii_lowercase().contains("network") => {
+                DriverError::NodeNotFound {
+                    node: node.to_string(),
+                }
+            }
             _ => self.engine.error(format!("{op} node {node}"), e),
         }
     }
@@ -641,6 +714,11 @@ impl DockerDriver {
             match docker.remove_container(&name, Some(options)).await {
                 Ok(()) => report.nodes.push(name),
                 Err(e) if status_of(&e) == Some(404) => {}
+                // "removal of container X is already in progress": a killed delete's request
+                // still runs in the engine.
+                Err(e) if status_of(&e) == Some(409) => {
+                    busy.get_or_insert(self.engine.error(format!("remove node {name}"), e));
+                }
                 Err(e) => return Err(self.engine.error(format!("remove node {name}"), e)),
             }
         }
@@ -817,7 +895,10 @@ impl Driver for DockerDriver {
                 .unpause_container(node)
                 .await
                 .map_err(|e| self.node_error("unpause", node, e)),
-            _ => match docker.start_container(node, None).await {
+            _ => match {
+                self.repair_network(&container, node).await?;
+                docker.start_container(node, None).await
+            } {
                 Ok(()) => Ok(()),
                 Err(e)
                     if is_privilege_refusal(&message_of(&e))
@@ -1046,9 +1127,25 @@ async fn create_and_start_once(
 ) -> Result<(), StartFailure> {
     let image = body.image.clone().unwrap_or_default();
     let options = CreateContainerOptionsBuilder::default().name(name).build();
-    if let Err(e) = docker.create_container(Some(options), body).await {
+    let mut created = docker
+        .create_container(Some(options.clone()), body.clone())
+        .await;
+    if let Err(e) = &created
+        && is_name_taken(e)
+        && left_by_earlier_attempt(docker, name, &body).await
+    {
+        // A container of this very node from an attempt that was killed (its engine call
+        // finished after the process was gone): of no use, its data is in the volume.
+        tracing::debug!(
+            container = name,
+            "replacing the container an interrupted attempt left"
+        );
+        remove_container(docker, name).await;
+        created = docker.create_container(Some(options), body).await;
+    }
+    if let Err(e) = created {
         return Err(StartFailure::Other(match status_of(&e) {
-            Some(409) => DriverError::NameConflict {
+            _ if is_name_taken(&e) => DriverError::NameConflict {
                 kind: "container".into(),
                 name: name.to_string(),
             },
@@ -1078,6 +1175,36 @@ async fn create_and_start_once(
             engine.error(format!("start node {name}"), e),
         ))
     }
+}
+
+/// Whether a create was refused because the name is taken: Docker answers 409, podman 500
+/// with "is already in use".
+fn is_name_taken(e: &bollard::errors::Error) -> bool {
+    status_of(e) == Some(409) || message_of(e).contains("is already in use")
+}
+
+/// Whether container `name` is minik's for the same profile and node as `body` would make.
+async fn left_by_earlier_attempt(docker: &Docker, name: &str, body: &ContainerCreateBody) -> bool {
+    // An engine that is still creating the container holds its name before it shows it:
+    // wait a little for it to appear.
+    let mut tries = 0;
+    let existing = loop {
+        match docker.inspect_container(name, None).await {
+            Ok(c) => break c,
+            Err(e) if status_of(&e) == Some(404) && tries < 20 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(_) => return false,
+        }
+    };
+    let want = body.labels.as_ref();
+    let have = container_labels(&existing);
+    let same = |key: &str| {
+        let w = want.and_then(|l| l.get(key));
+        w.is_some() && w == have.and_then(|l| l.get(key))
+    };
+    is_minik_container(&existing) && same(labels::PROFILE) && same(labels::NODE)
 }
 
 /// Force-removes a container and its anonymous volumes; failures are only logged (this is

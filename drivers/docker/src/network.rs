@@ -123,6 +123,16 @@ pub async fn ensure_network(
     engine: &ContainerEngine,
     profile: &str,
 ) -> Result<Subnet, DriverError> {
+    ensure_network_in(engine, profile, None).await
+}
+
+/// [`ensure_network`], creating a missing network with subnet `recorded` when given (a
+/// profile's network removed while its nodes stayed: their addresses are in that subnet).
+pub async fn ensure_network_in(
+    engine: &ContainerEngine,
+    profile: &str,
+    recorded: Option<Subnet>,
+) -> Result<Subnet, DriverError> {
     let docker = engine.ready().await?;
     let name = network_name(profile);
     let mut tried = Vec::new();
@@ -143,7 +153,17 @@ pub async fn ensure_network(
         if engine.is_local() {
             used.extend(host_routes());
         }
-        let Some(subnet) = pick_subnet(&used, &tried) else {
+        if let Some(want) = recorded {
+            if !tried.is_empty() || used.iter().any(|u| u.overlaps(&want)) {
+                return Err(DriverError::engine(
+                    format!("create network {name}"),
+                    format!(
+                        "the profile's nodes have addresses in {want}, which another network or route now uses"
+                    ),
+                ));
+            }
+        }
+        let Some(subnet) = recorded.or_else(|| pick_subnet(&used, &tried)) else {
             return Err(DriverError::engine(
                 format!("create network {name}"),
                 "no free subnet among 192.168.49.0/24, 192.168.58.0/24, ... 192.168.247.0/24",

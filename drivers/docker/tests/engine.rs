@@ -728,3 +728,88 @@ async fn forced_security_modes() {
     let report = driver.delete_profile(&profile).await.unwrap();
     assert_eq!(report.networks, vec![profile.clone()]);
 }
+
+/// A node container left created `--privileged` (a `start` killed between the create and the
+/// capability fallback) on an engine that refuses it: `start_node` in `auto` mode recreates it
+/// with the capability set, keeping its name, labels, address and volume (issue 11, item 4).
+/// Where the engine allows `--privileged`, the node simply starts.
+#[tokio::test]
+async fn a_node_left_privileged_is_recreated_with_capabilities() {
+    let base = driver().await;
+    let image = test_image(&base).await;
+    let caps = base.clone().with_security_mode(SecurityMode::Capabilities);
+    let profile = unique_profile("leftpriv");
+    let _guard = ProfileGuard::new(&profile);
+    let spec = node(&profile, 0, Role::ControlPlane);
+    caps.create_node(&request(&profile, &image), &spec, &NullObserver)
+        .await
+        .unwrap();
+    caps.stop_node(&spec.name, Duration::from_secs(10))
+        .await
+        .unwrap();
+    let docker = base.engine().docker().clone();
+    let before = docker.inspect_container(&spec.name, None).await.unwrap();
+    let ip = before
+        .network_settings
+        .as_ref()
+        .unwrap()
+        .networks
+        .as_ref()
+        .unwrap()[&profile]
+        .ipam_config
+        .clone();
+    // Recreate it as the killed start would have left it: --privileged, never started.
+    let mut body: ContainerCreateBody =
+        serde_json::from_value(serde_json::to_value(before.config.clone().unwrap()).unwrap())
+            .unwrap();
+    let mut host = before.host_config.clone().unwrap();
+    host.privileged = Some(true);
+    host.cap_add = None;
+    host.cap_drop = None;
+    body.host_config = Some(host);
+    body.networking_config = Some(bollard::models::NetworkingConfig {
+        endpoints_config: Some(HashMap::from([(
+            profile.clone(),
+            bollard::models::EndpointSettings {
+                ipam_config: ip.clone(),
+                ..Default::default()
+            },
+        )])),
+    });
+    docker
+        .remove_container(
+            &spec.name,
+            Some(RemoveContainerOptionsBuilder::default().force(true).build()),
+        )
+        .await
+        .unwrap();
+    docker
+        .create_container(
+            Some(
+                CreateContainerOptionsBuilder::default()
+                    .name(&spec.name)
+                    .build(),
+            ),
+            body,
+        )
+        .await
+        .unwrap();
+
+    let auto = base.clone().with_security_mode(SecurityMode::Auto);
+    auto.start_node(&spec.name).await.unwrap();
+    let after = docker.inspect_container(&spec.name, None).await.unwrap();
+    assert_eq!(after.state.unwrap().running, Some(true));
+    assert_eq!(
+        after.network_settings.unwrap().networks.unwrap()[&profile].ipam_config,
+        ip,
+        "same address"
+    );
+    assert_eq!(
+        after.config.unwrap().labels,
+        before.config.unwrap().labels,
+        "same labels"
+    );
+    let nodes = auto.list_nodes(&profile).await.unwrap();
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes[0].state, HostState::Running);
+}
