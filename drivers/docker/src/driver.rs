@@ -350,6 +350,21 @@ impl DockerDriver {
         Ok(by_profile)
     }
 
+    /// Starts a stopped node container after [`Self::repair_network`].
+    async fn start_with_network(
+        &self,
+        container: &ContainerInspectResponse,
+        node: &str,
+    ) -> Result<(), bollard::errors::Error> {
+        if let Err(e) = self.repair_network(container, node).await {
+            return Err(bollard::errors::Error::DockerResponseServerError {
+                status_code: 500,
+                message: e.to_string(),
+            });
+        }
+        self.engine.docker().start_container(node, None).await
+    }
+
     /// Before starting a stopped node: when its profile network is gone (`docker network rm`
     /// while the profile was stopped) or was recreated since, recreate it with the subnet the
     /// node's recorded address is in and reconnect the node with that address and its alias.
@@ -895,10 +910,7 @@ impl Driver for DockerDriver {
                 .unpause_container(node)
                 .await
                 .map_err(|e| self.node_error("unpause", node, e)),
-            _ => match {
-                self.repair_network(&container, node).await?;
-                docker.start_container(node, None).await
-            } {
+            _ => match self.start_with_network(&container, node).await {
                 Ok(()) => Ok(()),
                 Err(e)
                     if is_privilege_refusal(&message_of(&e))

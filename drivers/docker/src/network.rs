@@ -153,15 +153,15 @@ pub async fn ensure_network_in(
         if engine.is_local() {
             used.extend(host_routes());
         }
-        if let Some(want) = recorded {
-            if !tried.is_empty() || used.iter().any(|u| u.overlaps(&want)) {
-                return Err(DriverError::engine(
-                    format!("create network {name}"),
-                    format!(
-                        "the profile's nodes have addresses in {want}, which another network or route now uses"
-                    ),
-                ));
-            }
+        if let Some(want) = recorded
+            && (!tried.is_empty() || used.iter().any(|u| u.overlaps(&want)))
+        {
+            return Err(DriverError::engine(
+                format!("create network {name}"),
+                format!(
+                    "the profile's nodes have addresses in {want}, which another network or route now uses"
+                ),
+            ));
         }
         let Some(subnet) = recorded.or_else(|| pick_subnet(&used, &tried)) else {
             return Err(DriverError::engine(
