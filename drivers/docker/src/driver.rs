@@ -505,7 +505,25 @@ impl DockerDriver {
         let net = network_name(&cluster.profile).to_string();
         let mut env = vec![format!("container={}", flavor.container_env)];
         env.extend(cluster.env.iter().map(|(k, v)| format!("{k}={v}")));
-        let mut binds = vec![format!("{volume}:{VAR_MOUNT}")];
+        // Docker gets the volume as a mount carrying the node's labels: should the volume be
+        // gone when the engine creates the container (a cleanup that ran while a killed
+        // start's create was still in the engine), the engine makes it again *labelled*, so
+        // `delete` finds it. podman's flavor needs it as a bind with mount options.
+        let (mut binds, mounts) = if flavor.volume_as_mount {
+            let mount = bollard::models::Mount {
+                target: Some(VAR_MOUNT.to_string()),
+                source: Some(volume.to_string()),
+                typ: Some(bollard::models::MountType::VOLUME),
+                volume_options: Some(bollard::models::MountVolumeOptions {
+                    labels: Some(node_labels(&cluster.profile, node)),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            (Vec::new(), Some(vec![mount]))
+        } else {
+            (vec![format!("{volume}:{VAR_MOUNT}")], None)
+        };
         // Only when this machine has it: a missing bind source is an error on some engines.
         if Path::new("/lib/modules").is_dir() {
             binds.push("/lib/modules:/lib/modules:ro".into());
@@ -529,6 +547,7 @@ impl DockerDriver {
         });
         let host_config = HostConfig {
             binds: Some(binds),
+            mounts,
             tmpfs: Some(
                 TMPFS
                     .iter()

@@ -55,6 +55,9 @@ pub struct Flavor {
     /// the engine's `/version` on first use. The client must be made for that version
     /// ([`connect_host_at`]).
     pub api_version: Option<(usize, usize)>,
+    /// Give nodes their `/var` volume as a labelled mount (Docker) rather than a bind
+    /// (podman, whose flavor adds bind options to it).
+    pub volume_as_mount: bool,
 }
 
 impl Flavor {
@@ -70,6 +73,7 @@ impl Flavor {
             security_env: "MINIK_DOCKER_SECURITY",
             customize_node: None,
             api_version: None,
+            volume_as_mount: true,
         }
     }
 

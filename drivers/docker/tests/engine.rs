@@ -749,6 +749,21 @@ async fn a_node_left_privileged_is_recreated_with_capabilities() {
         .unwrap();
     let docker = base.engine().docker().clone();
     let before = docker.inspect_container(&spec.name, None).await.unwrap();
+    // The /var volume is a mount carrying the node's labels: an engine that has to make it
+    // again (a cleanup raced a killed start's create) makes it labelled, so delete sees it.
+    let mounts = before.host_config.as_ref().unwrap().mounts.clone().unwrap();
+    let var = mounts
+        .iter()
+        .find(|m| m.target.as_deref() == Some("/var"))
+        .unwrap();
+    let var_labels = var
+        .volume_options
+        .as_ref()
+        .unwrap()
+        .labels
+        .as_ref()
+        .unwrap();
+    assert_eq!(var_labels.get(labels::PROFILE), Some(&profile));
     let ip = before
         .network_settings
         .as_ref()

@@ -202,6 +202,7 @@ pub fn flavor(ulimits: Vec<bollard::models::ResourcesUlimits>) -> Flavor {
         security_env: SECURITY_ENV,
         customize_node: Some(customize_node),
         api_version: Some(PODMAN_API_VERSION),
+        volume_as_mount: false,
     }
 }
 
