@@ -481,3 +481,24 @@ fn private_modes_and_no_lock_pile_up() {
         .unwrap_or_default();
     assert!(left.is_empty(), "lock files left: {left:?}");
 }
+
+/// A profile whose file is gone while the engine still holds its nodes: `status` and `stop`
+/// say it is orphaned and advise `delete` (which works), not a `start` that would refuse.
+#[test]
+fn orphaned_profiles_advise_delete_everywhere() {
+    let env = Env::new();
+    env.minik(&start_args(&["-p", "orph"])).expect(0);
+    std::fs::remove_file(env.profile_dir("orph").join("profile.json")).unwrap();
+    for verb in ["status", "stop"] {
+        let out = env.minik(&[verb, "-p", "orph"]);
+        out.expect(84).reason("GUEST_PROFILE_ORPHANED");
+        assert!(
+            out.stderr.contains("minik delete -p orph"),
+            "{}",
+            out.stderr
+        );
+    }
+    env.minik(&start_args(&["-p", "orph"])).expect(84);
+    env.minik(&["delete", "-p", "orph"]).expect(0);
+    env.minik(&["status", "-p", "orph"]).expect(85);
+}

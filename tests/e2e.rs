@@ -1012,6 +1012,28 @@ fn signals_during_other_commands(driver: &'static str, backend: Backend) {
     let run = interrupt_after(load, Duration::from_millis(300), SIGINT);
     assert!(matches!(run.code, 0 | 15), "{run:?}");
     s.minik(&["image", "load", "-p", &p, HELLO_IMAGE]).ok();
+    // `minik ssh -- seq 1 1000000 | head -1`: the reader goes away; minik ends as SIGPIPE ends
+    // any tool, never with a HOST_FILES error about MINIK_HOME.
+    {
+        use std::io::BufRead;
+        use std::os::unix::process::ExitStatusExt;
+        let mut child = s
+            .cmd()
+            .args(["ssh", "-p", &p, "--", "seq", "1", "1000000"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        assert_eq!(first, "1\n");
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.signal(), Some(13), "{:?}: {stderr}", out.status);
+        assert!(!stderr.contains("HOST_FILES"), "{stderr}");
+    }
     let mut stop = s.cmd();
     stop.args(["stop", "-p", &p]);
     let run = interrupt_after(stop, Duration::from_millis(500), SIGTERM);

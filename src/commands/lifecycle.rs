@@ -27,7 +27,9 @@ pub async fn stop(ctx: &Context, args: StopArgs) -> anyhow::Result<u8> {
         let _lock = ProfileLock::acquire(&ctx.home, &name)?;
         let profile = match Profile::load(&ctx.home, &name) {
             Ok(ProfileLoad::Found(p)) => p,
-            Ok(ProfileLoad::Missing) => return Err(super::not_found(&name)),
+            // `--all`: a directory without its profile file is not a profile to stop.
+            Ok(ProfileLoad::Missing) if args.all => continue,
+            Ok(ProfileLoad::Missing) => return Err(ctx.missing(&name).await),
             Err(e) if args.all => {
                 ctx.reporter
                     .warn(&format!("skipping profile {name}: {e:#}"));
