@@ -173,7 +173,8 @@ pub struct StartArgs {
     #[arg(long, value_name = "SIZE")]
     pub memory: Option<String>,
 
-    /// Leave the nodes in place when start fails, for debugging.
+    /// Leave the nodes in place when start fails or is interrupted (SIGINT/SIGTERM), for
+    /// debugging; without it minik removes what the start created.
     #[arg(long)]
     pub keep_on_failure: bool,
 

@@ -886,6 +886,25 @@ fn foreign_name_fails_cleanly(driver: &'static str, backend: Backend) {
         s.start(&p, 2).ok();
         s.assert_delete_cleans(&p, 2);
     }
+    // A foreign network holding the profile's network name.
+    let p = s.profile("net");
+    let made = Command::new(cli)
+        .args(["network", "create", &p])
+        .output()
+        .unwrap();
+    assert!(made.status.success(), "{made:?}");
+    let out = s.start(&p, 1);
+    let rm = Command::new(cli)
+        .args(["network", "rm", &p])
+        .output()
+        .unwrap();
+    let out = out.code(54);
+    assert!(out.stderr.contains("DRV_NAME_CONFLICT"), "{out:?}");
+    assert_eq!(s.leftovers(&p), Vec::<String>::new());
+    s.assert_no_volume(&format!("{p}-var"));
+    assert!(rm.status.success(), "{rm:?}");
+    s.start(&p, 1).ok();
+    s.assert_delete_cleans(&p, 1);
 }
 
 /// SIGINT and SIGTERM at a range of delays into `start` (1 and 3 nodes): exit 15 with the
