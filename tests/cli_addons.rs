@@ -349,6 +349,14 @@ fn ingress_notes_give_the_published_host_ports() {
         "{}",
         out.stdout
     );
+    // ingress-nginx 1.12 supports up to Kubernetes 1.32: enabling it on minik's default
+    // version says so (and still enables it).
+    assert!(
+        out.stderr
+            .contains("ingress: its pinned version supports Kubernetes 1.28 to 1.32"),
+        "{}",
+        out.stderr
+    );
 }
 
 #[test]
@@ -762,14 +770,14 @@ fn start_survives_a_failing_addon_and_skips_its_dependents() {
 fn addon_images_are_named_from_a_preloaded_copy_or_reported_as_pulled() {
     let env = Env::new();
     env.kubernetes("m", 2, &[]).expect(0);
-    let digest = "sha256:ffcb2bf004d6aa0a17d90e0247cf94f2865c8901dcab4427034c341951c239f9";
+    let digest = "sha256:89258156d0e9af60403eafd44da9676fd66f600c7934d468ccc17e42b199aee2";
     // Node m has the pinned image (say, from an OCI archive preloaded into the node image).
     env.respond(
         "m",
         LS,
         0,
         &ls_output(&[(
-            "registry.k8s.io/metrics-server/metrics-server:v0.7.2",
+            "registry.k8s.io/metrics-server/metrics-server:v0.8.0",
             digest,
         )]),
     );
@@ -786,7 +794,7 @@ fn addon_images_are_named_from_a_preloaded_copy_or_reported_as_pulled() {
     assert!(env.log().iter().any(|r| r.node == "m"
         && r.argv.join(" ")
             == format!(
-                "ctr -n k8s.io images tag --force registry.k8s.io/metrics-server/metrics-server:v0.7.2 {pinned}"
+                "ctr -n k8s.io images tag --force registry.k8s.io/metrics-server/metrics-server:v0.8.0 {pinned}"
             )));
     // Node m-m02 has no copy: it pulls the pinned image before anything is applied.
     assert!(

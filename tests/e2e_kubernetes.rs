@@ -539,6 +539,8 @@ spec:
     pub const SLEEP: &str = "exec sleep 3600";
     /// local-path-provisioner v0.0.30 built from source by hack/build-addon-images.sh.
     pub const LOCAL_PATH_IMAGE: &str = "localhost/minik-addons/local-path-provisioner:v0.0.30";
+    /// metrics-server v0.8.0 built from source by hack/build-addon-images.sh.
+    pub const METRICS_SERVER_IMAGE: &str = "localhost/minik-addons/metrics-server:v0.8.0";
 }
 
 /// docker, 1 control plane + 2 workers: every node Ready; CoreDNS answers for
@@ -546,7 +548,8 @@ spec:
 /// on another node, from one on the endpoint's node and from the endpoint itself (hairpin); a
 /// NodePort from inside a node; `image load` + `imagePullPolicy: Never`; local-path storage
 /// (built from source, given with `addons enable --images`) as the default class: a PVC bound on
-/// a worker, written by root and non-root, read back after stop/start; host kubectl and `minik kubectl`; pause/unpause; stop/start without kubeadm,
+/// a worker, written by root and non-root, read back after stop/start; metrics-server (built from
+/// source) answering `kubectl top`; host kubectl and `minik kubectl`; pause/unpause; stop/start without kubeadm,
 /// with the control plane's and a worker's containers removed while stopped (recreated); node
 /// add/delete; `delete` removes the context and every resource.
 #[cfg(feature = "e2e-kubernetes")]
@@ -706,6 +709,39 @@ spec:
         pv_path.starts_with("/var/"),
         "volumes live on the node's /var volume: {pv_path}"
     );
+
+    // metrics-server, built from source at the version its manifest pins and preloaded in the
+    // node image (.ci/run): `kubectl top nodes` and `kubectl top pods -A` answer within its
+    // scrape time (15 s resolution; the first scrape after the pod is up).
+    let enabling = std::time::Instant::now();
+    let (code, out, err) = c.try_minik(&["-p", &p, "addons", "enable", "metrics-server"], None);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        err.contains(&format!("using the local build {METRICS_SERVER_IMAGE}")),
+        "{err}"
+    );
+    let mut top = String::new();
+    while enabling.elapsed() < std::time::Duration::from_secs(240) {
+        let (code, out, _) = c.try_minik(
+            &["kubectl", "-p", &p, "--", "top", "nodes", "--no-headers"],
+            None,
+        );
+        if code == 0 && out.lines().filter(|l| !l.trim().is_empty()).count() == 3 {
+            top = out;
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(3));
+    }
+    assert!(
+        !top.is_empty(),
+        "kubectl top nodes never answered for 3 nodes"
+    );
+    eprintln!(
+        "metrics-server: enable to `kubectl top nodes` answering {:.1}s",
+        enabling.elapsed().as_secs_f64()
+    );
+    let pods = c.kubectl(&["top", "pods", "-A", "--no-headers"]);
+    assert!(pods.contains("kube-apiserver"), "{pods}");
 
     // pause: the control plane is frozen and status says so; unpause: it answers again.
     c.minik(&["pause", "-p", &p]);

@@ -34,6 +34,8 @@ pub struct Target<'a, D: Driver> {
     pub nodes: Vec<String>,
     /// The engine whose store addon images may be loaded from, and its name.
     pub engine: Option<(&'a DockerDriver, &'a str)>,
+    /// The cluster's Kubernetes version (`v1.37.2`), for the addons' supported ranges.
+    pub kubernetes: Option<&'a str>,
 }
 
 /// How long and whether to wait for an addon's pods.
@@ -470,6 +472,11 @@ pub async fn enable<D: Driver>(
     wait: WaitOptions,
     reporter: &Reporter,
 ) -> anyhow::Result<()> {
+    if let (Some(range), Some(version)) = (&addon.meta.kubernetes, t.kubernetes)
+        && let Some(warning) = range.warning(&addon.name, version)
+    {
+        reporter.warn(&warning);
+    }
     let cp = t.driver.runner(&t.control_plane);
     let substitutes = ensure_images(t, addon, reporter).await?;
     let substituted;

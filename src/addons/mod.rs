@@ -75,6 +75,50 @@ pub struct Meta {
     /// `{https_port}` (the control plane's published host ports) are replaced.
     #[serde(default)]
     pub notes: Option<String>,
+    /// The Kubernetes versions the pinned component supports, by its own documentation.
+    #[serde(default)]
+    pub kubernetes: Option<Supported>,
+}
+
+/// `kubernetes:` of `addon.yaml`: the minors (`"1.28"`) a pinned version supports, either end
+/// open, and where upstream says so.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Supported {
+    #[serde(default)]
+    pub min: Option<String>,
+    #[serde(default)]
+    pub max: Option<String>,
+    pub source: String,
+}
+
+impl Supported {
+    /// A warning when Kubernetes `version` (`v1.37.2` or `1.37`) is outside the range; `None`
+    /// inside it or when a version does not parse.
+    pub fn warning(&self, addon: &str, version: &str) -> Option<String> {
+        let minor = |v: &str| -> Option<(u32, u32)> {
+            let mut parts = v.trim_start_matches('v').split('.');
+            Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
+        };
+        let have = minor(version)?;
+        let min = self.min.as_deref().and_then(minor);
+        let max = self.max.as_deref().and_then(minor);
+        let outside = min.is_some_and(|m| have < m) || max.is_some_and(|m| have > m);
+        if !outside {
+            return None;
+        }
+        let range = match (&self.min, &self.max) {
+            (Some(a), Some(b)) if a == b => format!("Kubernetes {a} only"),
+            (Some(a), Some(b)) => format!("Kubernetes {a} to {b}"),
+            (Some(a), None) => format!("Kubernetes {a} and newer"),
+            (None, Some(b)) => format!("Kubernetes up to {b}"),
+            (None, None) => return None,
+        };
+        Some(format!(
+            "{addon}: its pinned version supports {range} ({}); this cluster runs {version}, where it may not work",
+            self.source
+        ))
+    }
 }
 
 #[derive(Debug, Deserialize)]

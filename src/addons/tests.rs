@@ -317,3 +317,58 @@ fn a_local_build_is_named_after_the_pinned_tag() {
     );
     assert_eq!(local_build_of("localhost:5000/x"), None);
 }
+
+#[test]
+fn supported_ranges_warn_outside_only() {
+    let range = super::Supported {
+        min: Some("1.28".into()),
+        max: Some("1.32".into()),
+        source: "upstream's table".into(),
+    };
+    assert_eq!(range.warning("ingress", "v1.30.1"), None);
+    assert_eq!(range.warning("ingress", "v1.32.0"), None);
+    let w = range.warning("ingress", "v1.37.2").unwrap();
+    assert!(
+        w.contains("supports Kubernetes 1.28 to 1.32 (upstream's table)"),
+        "{w}"
+    );
+    assert!(w.contains("v1.37.2"), "{w}");
+    assert!(range.warning("ingress", "v1.27.9").is_some());
+    assert_eq!(range.warning("ingress", "not-a-version"), None);
+    let open = super::Supported {
+        min: Some("1.31".into()),
+        max: None,
+        source: "s".into(),
+    };
+    assert_eq!(open.warning("metrics-server", "v1.37.2"), None);
+    assert!(
+        open.warning("metrics-server", "v1.30.0")
+            .unwrap()
+            .contains("1.31 and newer")
+    );
+}
+
+#[test]
+fn the_shipped_ranges_flag_the_aged_addons_on_the_default_version() {
+    let default = crate::kube::version::KubernetesVersion::resolve("stable")
+        .unwrap()
+        .to_string();
+    let warns = |name: &str| {
+        let addon = super::all()
+            .unwrap()
+            .iter()
+            .find(|a| a.name == name)
+            .unwrap();
+        addon
+            .meta
+            .kubernetes
+            .as_ref()
+            .and_then(|k| k.warning(name, &default))
+    };
+    assert!(
+        warns("ingress").is_some(),
+        "ingress-nginx 1.12 stops at 1.32"
+    );
+    assert!(warns("dashboard").is_some(), "Dashboard 2.7 is for 1.25");
+    assert_eq!(warns("metrics-server"), None);
+}

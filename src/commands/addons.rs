@@ -68,6 +68,7 @@ async fn target<'a>(
             .unwrap_or_default(),
         nodes: profile.nodes.iter().map(|n| n.name.clone()).collect(),
         engine: driver.as_container_engine().map(|e| (e, driver.name())),
+        kubernetes: profile.kubernetes.as_ref().map(|k| k.version.as_str()),
     })
 }
 
