@@ -10,6 +10,10 @@
 #   metrics-server v0.8.0 (metrics-server): /metrics-server, /etc/passwd and /etc/group
 #     (nobody), /tmp; USER 65534, ENTRYPOINT ["/metrics-server"] (upstream: distroless/static,
 #     Dockerfile), stamped with k8s.io/client-go/pkg/version as its Makefile does.
+#   registry 3.0.0 (registry: distribution v3.0.0's cmd/registry): /bin/registry, the docker
+#     library image's /etc/distribution/config.yml, /var/lib/registry; ENTRYPOINT ["registry"],
+#     CMD ["serve", "/etc/distribution/config.yml"] (what the library image's entrypoint.sh
+#     runs), stamped with version.version as upstream's Dockerfile does.
 #
 # Usage: hack/build-addon-images.sh [--engine docker|podman] [--addon NAME]... [--force]
 #
@@ -26,16 +30,17 @@
 # Env: ENGINE=docker|podman (default docker; --engine wins), BUSYBOX=<path of a static busybox>.
 set -euo pipefail
 
-ALL_ADDONS=(local-path-provisioner metrics-server)
+ALL_ADDONS=(local-path-provisioner metrics-server registry)
 ADDONS=()
 ENGINE="${ENGINE:-docker}"
 FORCE=0
 # The applets local-path's helper pods and manifests rely on (all of busybox's are linked).
 REQUIRED_APPLETS=(sh mkdir rm rmdir chmod chown ls cat echo test '[' sleep cp mv ln touch true false)
 
-# Sets what differs per addon: NAME MODULE VERSION PACKAGE (what `go build` builds) LAYOUT
-# (busybox | static) and IMAGE.
+# Sets what differs per addon: NAME MODULE VERSION (the module's) PACKAGE (what `go build`
+# builds) LAYOUT (busybox | static | registry), TAG (the pinned image's tag) and IMAGE.
 addon_vars() { # name
+  TAG=""
   case "$1" in
     local-path-provisioner)
       NAME=local-path-provisioner MODULE=github.com/rancher/local-path-provisioner VERSION=v0.0.30
@@ -43,10 +48,34 @@ addon_vars() { # name
     metrics-server)
       NAME=metrics-server MODULE=sigs.k8s.io/metrics-server VERSION=v0.8.0
       PACKAGE="$MODULE/cmd/metrics-server" LAYOUT=static ;;
+    registry)
+      NAME=registry MODULE=github.com/distribution/distribution/v3 VERSION=v3.0.0 TAG=3.0.0
+      PACKAGE="$MODULE/cmd/registry" LAYOUT=registry ;;
     *) die "unknown addon image '$1' (known: ${ALL_ADDONS[*]})" ;;
   esac
-  IMAGE="localhost/minik-addons/$NAME:$VERSION"
+  IMAGE="localhost/minik-addons/$NAME:${TAG:-$VERSION}"
 }
+
+# The docker library image's /etc/distribution/config.yml (registry:3.0.0).
+REGISTRY_CONFIG='version: 0.1
+log:
+  fields:
+    service: registry
+storage:
+  cache:
+    blobdescriptor: inmemory
+  filesystem:
+    rootdirectory: /var/lib/registry
+http:
+  addr: :5000
+  headers:
+    X-Content-Type-Options: [nosniff]
+health:
+  storagedriver:
+    enabled: true
+    interval: 10s
+    threshold: 3'
+
 
 log() { printf 'build-addon-images: %s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }
@@ -147,6 +176,10 @@ build_binary() { # outdir
       else
         log "warning: upstream's Makefile no longer stamps $pkg; building unstamped"
       fi ;;
+    registry)
+      # Dockerfile: -X ${PKG}/version.version=${VERSION#v} ... version.revision ... version.mainpkg.
+      ldflags+=" -X $MODULE/version.version=${VERSION#v} -X $MODULE/version.revision=$VERSION"
+      ldflags+=" -X $MODULE/version.mainpkg=$MODULE" ;;
   esac
 
   if ! grep -qE '^\s*(replace|exclude)\b' "$gomod"; then
@@ -209,6 +242,12 @@ build_rootfs() { # bindir busybox tarball
   chmod 1777 "$root/tmp"
   if [[ "$LAYOUT" == static ]]; then
     install -m 0755 "$bin/$NAME" "$root/$NAME"
+  elif [[ "$LAYOUT" == registry ]]; then
+    install -m 0755 "$bin/$NAME" "$root/bin/registry"
+    mkdir -p "$root/etc/distribution" "$root/var/lib/registry"
+    chmod 0755 "$root/etc/distribution" "$root/var/lib" "$root/var/lib/registry"
+    printf '%s\n' "$REGISTRY_CONFIG" >"$root/etc/distribution/config.yml"
+    chmod 0644 "$root/etc/distribution/config.yml"
   else
     install -m 0755 "$bin/$NAME" "$root/usr/bin/$NAME"
     install -m 0755 "$busybox" "$root/bin/busybox"
@@ -292,6 +331,9 @@ build_one() {
     local changes=(--change 'ENV PATH=/usr/local/bin:/usr/bin:/bin')
     if [[ "$LAYOUT" == static ]]; then
       changes+=(--change "ENTRYPOINT [\"/$NAME\"]" --change 'USER 65534')
+    elif [[ "$LAYOUT" == registry ]]; then
+      changes+=(--change 'ENTRYPOINT ["registry"]' --change 'CMD ["serve", "/etc/distribution/config.yml"]')
+      changes+=(--change 'EXPOSE 5000' --change 'VOLUME ["/var/lib/registry"]')
     else
       changes+=(--change "CMD [\"$NAME\"]")
     fi

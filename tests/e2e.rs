@@ -1252,7 +1252,8 @@ fn auto_detection_falls_back_to_podman() {
     s.minik(&["delete", "-p", &p]).ok();
     assert_eq!(leftovers_in("podman", &p), Vec::<String>::new());
 
-    // Neither engine: every reason is listed.
+    // Neither engine: every reason is listed. DOCKER_HOST names a socket that is not there, so
+    // the reason is PROVIDER_NOT_RUNNING (an engine was named), not PROVIDER_NOT_FOUND.
     let run = to_run(
         s.cmd()
             .args(["start", "-p", &p, "--no-kubernetes"])
@@ -1263,8 +1264,8 @@ fn auto_detection_falls_back_to_podman() {
             .output()
             .unwrap(),
     )
-    .code(65);
-    assert!(run.stderr.contains("PROVIDER_NOT_FOUND"), "{run:?}");
+    .code(63);
+    assert!(run.stderr.contains("PROVIDER_NOT_RUNNING"), "{run:?}");
     assert!(
         run.stderr.contains("docker:") && run.stderr.contains("podman:"),
         "{run:?}"

@@ -398,7 +398,7 @@ mod real {
             }
         }
 
-        fn kubeconfig(&self) -> PathBuf {
+        pub fn kubeconfig(&self) -> PathBuf {
             self.home.path().join("kubeconfig")
         }
 
@@ -539,6 +539,10 @@ spec:
     pub const SLEEP: &str = "exec sleep 3600";
     /// local-path-provisioner v0.0.30 built from source by hack/build-addon-images.sh.
     pub const LOCAL_PATH_IMAGE: &str = "localhost/minik-addons/local-path-provisioner:v0.0.30";
+    /// registry 3.0.0 (distribution v3.0.0) built from source by hack/build-addon-images.sh.
+    pub const REGISTRY_IMAGE: &str = "localhost/minik-addons/registry:3.0.0";
+    /// The image test pods run (tests/make-test-image.sh): busybox, in docker's store.
+    pub const BUSYBOX_IMAGE: &str = "localhost/minik-test/hello:1";
     /// metrics-server v0.8.0 built from source by hack/build-addon-images.sh.
     pub const METRICS_SERVER_IMAGE: &str = "localhost/minik-addons/metrics-server:v0.8.0";
 }
@@ -549,7 +553,8 @@ spec:
 /// NodePort from inside a node; `image load` + `imagePullPolicy: Never`; local-path storage
 /// (built from source, given with `addons enable --images`) as the default class: a PVC bound on
 /// a worker, written by root and non-root, read back after stop/start; metrics-server (built from
-/// source) answering `kubectl top`; host kubectl and `minik kubectl`; pause/unpause; stop/start without kubeadm,
+/// source) answering `kubectl top`; registry (built from source): `docker push` from the host, a
+/// worker's pod pulls `localhost:5000/...`; host kubectl and `minik kubectl`; pause/unpause; stop/start without kubeadm,
 /// with the control plane's and a worker's containers removed while stopped (recreated); node
 /// add/delete; `delete` removes the context and every resource.
 #[cfg(feature = "e2e-kubernetes")]
@@ -742,6 +747,89 @@ spec:
     );
     let pods = c.kubectl(&["top", "pods", "-A", "--no-headers"]);
     assert!(pods.contains("kube-apiserver"), "{pods}");
+
+    // registry (distribution v3.0.0 built from source, preloaded): `docker push` from the host
+    // through a port-forward (as the addon's notes say), then a pod on a worker pulls it as
+    // localhost:5000/... through every node's containerd mirror.
+    let enabling = std::time::Instant::now();
+    let (code, out, err) = c.try_minik(&["-p", &p, "addons", "enable", "registry"], None);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        err.contains(&format!("using the local build {REGISTRY_IMAGE}")),
+        "{err}"
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut forward = Command::new("kubectl")
+        .args([
+            "--context",
+            &p,
+            "-n",
+            "kube-system",
+            "port-forward",
+            "svc/registry",
+        ])
+        .arg(format!("{port}:80"))
+        .env("KUBECONFIG", c.kubeconfig())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pushed = format!("127.0.0.1:{port}/minik-e2e/pushed:1");
+    let docker = |args: &[&str]| {
+        Command::new("docker")
+            .args(args)
+            .output()
+            .map(|o| {
+                (
+                    o.status.success(),
+                    String::from_utf8_lossy(&o.stderr).into_owned(),
+                )
+            })
+            .unwrap()
+    };
+    assert!(docker(&["tag", BUSYBOX_IMAGE, &pushed]).0);
+    let mut push = (false, String::new());
+    for _ in 0..20 {
+        push = docker(&["push", &pushed]);
+        if push.0 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
+    let _ = forward.kill();
+    let _ = forward.wait();
+    docker(&["rmi", &pushed]);
+    assert!(push.0, "docker push {pushed}: {}", push.1);
+    c.apply(&format!(
+        "apiVersion: v1
+kind: Pod
+metadata: {{name: from-registry, namespace: default}}
+spec:
+  nodeName: {}
+  restartPolicy: Never
+  containers:
+  - name: c
+    image: localhost:5000/minik-e2e/pushed:1
+    imagePullPolicy: Always
+    command: [/bin/busybox, sh, -c, 'echo pulled']
+",
+        c.node("m02")
+    ));
+    c.kubectl(&[
+        "wait",
+        "--for=jsonpath={.status.phase}=Succeeded",
+        "pod/from-registry",
+        "--timeout=120s",
+    ]);
+    assert_eq!(c.kubectl(&["logs", "from-registry"]).trim(), "pulled");
+    eprintln!(
+        "registry: enable, push and a pod's pull from it {:.1}s",
+        enabling.elapsed().as_secs_f64()
+    );
 
     // pause: the control plane is frozen and status says so; unpause: it answers again.
     c.minik(&["pause", "-p", &p]);
