@@ -831,6 +831,34 @@ spec:
         enabling.elapsed().as_secs_f64()
     );
 
+    // Offline: an addon whose images are nowhere here (dashboard: not built here, no registry
+    // to pull from) fails at once, naming the image and `--images`, and applies nothing.
+    let enabling = std::time::Instant::now();
+    let (code, _, err) = c.try_minik(&["-p", &p, "addons", "enable", "dashboard"], None);
+    assert_eq!(code, 102, "{err}");
+    assert!(
+        err.contains("K8S_ADDON") && err.contains("kubernetesui/dashboard:v2.7.0"),
+        "{err}"
+    );
+    assert!(err.contains("--images dashboard="), "{err}");
+    assert!(err.contains("nothing was applied"), "{err}");
+    eprintln!(
+        "dashboard offline: refused in {:.1}s",
+        enabling.elapsed().as_secs_f64()
+    );
+    let namespaces = c.kubectl(&["get", "ns", "-o", "name"]);
+    assert!(!namespaces.contains("kubernetes-dashboard"), "{namespaces}");
+    let list: serde_json::Value =
+        serde_json::from_str(&c.minik(&["-p", &p, "addons", "list", "-o", "json"])).unwrap();
+    let dashboard = list["addons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["name"] == "dashboard")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(dashboard["enabled"], false, "{list}");
+
     // pause: the control plane is frozen and status says so; unpause: it answers again.
     c.minik(&["pause", "-p", &p]);
     // (status's exit code is a bitmask, docs/exit-codes.md: 2 = a kubelet not running.)
