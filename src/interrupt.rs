@@ -11,8 +11,8 @@
 //! - A second signal aborts at once, whatever runs: minik prints what may remain and how to
 //!   remove it, and exits 15.
 //!
-//! `ssh` and `kubectl` keep the default dispositions: a Ctrl-C there is meant for the program
-//! they run.
+//! `ssh`, `kubectl` and `logs` keep the default dispositions: a Ctrl-C there is meant for the
+//! program they run (or ends a `logs -f`), as with `docker exec` and `kubectl logs -f`.
 
 use crate::errors::INTERRUPTED;
 use std::io::Write;

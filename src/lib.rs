@@ -59,8 +59,12 @@ pub fn main() -> ExitCode {
             Ok(ctx) => ctx,
             Err(e) => return report_error(json, &e),
         };
-        // `ssh` and `kubectl` leave Ctrl-C to the program they run (see `interrupt`).
-        let passthrough = matches!(cli.command, cli::Command::Ssh(_) | cli::Command::Kubectl(_));
+        // `ssh`, `kubectl` and `logs` (`-f`) leave Ctrl-C to the program they run or follow
+        // (see `interrupt`).
+        let passthrough = matches!(
+            cli.command,
+            cli::Command::Ssh(_) | cli::Command::Kubectl(_) | cli::Command::Logs(_)
+        );
         let result = if passthrough {
             commands::run(&ctx, cli.command).await
         } else {
