@@ -923,6 +923,28 @@ spec:
     c.minik(&["node", "delete", "-p", &p, "m04"]);
     assert_eq!(c.ready_nodes(), 3);
 
+    // Disabling storage: refused while a claim it provisioned exists (naming it); once the
+    // claim is gone the provisioner removes its volume, and the disable leaves no PV it made.
+    c.minik(&["-p", &p, "addons", "disable", "default-storageclass"]);
+    let (code, _, err) = c.try_minik(
+        &["-p", &p, "addons", "disable", "storage-provisioner"],
+        None,
+    );
+    assert_eq!(code, 102, "{err}");
+    assert!(err.contains("default/data"), "{err}");
+    c.kubectl(&[
+        "delete",
+        "pod",
+        "reader",
+        "writer",
+        "--ignore-not-found",
+        "--timeout=120s",
+    ]);
+    c.kubectl(&["delete", "pvc", "data", "--timeout=120s"]);
+    c.minik(&["-p", &p, "addons", "disable", "storage-provisioner"]);
+    let pvs = c.kubectl(&["get", "pv", "-o", "name"]);
+    assert!(pvs.trim().is_empty(), "volumes left: {pvs}");
+
     // delete of a paused cluster: on cgroup v1 the engine cannot kill a node holding frozen
     // containers, so delete resumes them first (it failed before).
     c.minik(&["pause", "-p", &p]);

@@ -561,6 +561,15 @@ pub async fn disable<D: Driver>(
     reporter: &Reporter,
 ) -> anyhow::Result<()> {
     let cp = t.driver.runner(&t.control_plane);
+    if let Some(provisioner) = &addon.meta.provisioner {
+        let step = reporter.step(
+            "addon-volumes",
+            format!("Waiting for the volumes of {provisioner} to go"),
+        );
+        step.finish_with(
+            wait_for_own_volumes(&cp, t.profile, &addon.name, provisioner, timeout).await,
+        )?;
+    }
     let step = reporter.step("addon-delete", format!("Removing addon {}", addon.name));
     let r = async {
         let out = cp
@@ -588,6 +597,109 @@ pub async fn disable<D: Driver>(
     }
     .await;
     step.finish_with(r)
+}
+
+/// Before a provisioner is removed: no PersistentVolume it made may stay behind. Volumes whose
+/// claim is gone are deleted by the provisioner itself (reclaim policy Delete): wait for that.
+/// Volumes still bound to a claim refuse the disable, naming the claims.
+async fn wait_for_own_volumes<R: Runner>(
+    cp: &R,
+    profile: &str,
+    addon: &str,
+    provisioner: &str,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let out = cp
+            .exec(ExecRequest::new(kubectl(&["get", "pv", "-o", "json"])))
+            .await?;
+        if !out.success() {
+            return Err(addon_error(
+                addon,
+                profile,
+                format!("kubectl get pv failed: {}", failure_text(&out)),
+            ));
+        }
+        let own = own_volumes(&out.stdout, provisioner);
+        if own.is_empty() {
+            return Ok(());
+        }
+        let claimed: Vec<&str> = own
+            .iter()
+            .filter(|v| v.phase == "Bound")
+            .map(|v| v.claim.as_str())
+            .collect();
+        if !claimed.is_empty() {
+            return Err(fail_with(
+                &K8S_ADDON,
+                format!(
+                    "addon {addon}: its volumes still hold the data of claims {}; disabling it would leave them behind",
+                    claimed.join(", ")
+                ),
+                format!(
+                    "Delete those claims (their data goes with them) with `minik kubectl -p {profile} -- delete pvc -n NAMESPACE NAME`, then disable again."
+                ),
+            ));
+        }
+        if std::time::Instant::now() >= deadline {
+            let names: Vec<&str> = own.iter().map(|v| v.name.as_str()).collect();
+            return Err(addon_error(
+                addon,
+                profile,
+                format!(
+                    "volumes {} are still there after {}s: the provisioner did not remove them",
+                    names.join(", "),
+                    timeout.as_secs()
+                ),
+            ));
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+    }
+}
+
+/// One PersistentVolume a provisioner made.
+#[derive(Debug, PartialEq, Eq)]
+struct OwnVolume {
+    name: String,
+    phase: String,
+    /// `namespace/name` of its claim.
+    claim: String,
+}
+
+/// The volumes in `kubectl get pv -o json` that `provisioner` made (annotation
+/// `pv.kubernetes.io/provisioned-by`).
+fn own_volumes(json: &[u8], provisioner: &str) -> Vec<OwnVolume> {
+    let list: serde_json::Value = serde_json::from_slice(json).unwrap_or_default();
+    list["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|pv| {
+            pv["metadata"]["annotations"]["pv.kubernetes.io/provisioned-by"] == provisioner
+        })
+        .map(|pv| OwnVolume {
+            name: pv["metadata"]["name"].as_str().unwrap_or("?").to_string(),
+            phase: pv["status"]["phase"].as_str().unwrap_or("").to_string(),
+            claim: format!(
+                "{}/{}",
+                pv["spec"]["claimRef"]["namespace"].as_str().unwrap_or("?"),
+                pv["spec"]["claimRef"]["name"].as_str().unwrap_or("?")
+            ),
+        })
+        .collect()
+}
+
+/// [`own_volumes`] as plain tuples (name, phase, claim), for the unit tests.
+#[cfg(test)]
+pub(super) fn own_volumes_for_tests(
+    json: &[u8],
+    provisioner: &str,
+) -> Vec<(String, String, String)> {
+    own_volumes(json, provisioner)
+        .into_iter()
+        .map(|v| (v.name, v.phase, v.claim))
+        .collect()
 }
 
 /// The note to print after enabling, with the profile, the control plane's address and its

@@ -78,6 +78,10 @@ pub struct Meta {
     /// The Kubernetes versions the pinned component supports, by its own documentation.
     #[serde(default)]
     pub kubernetes: Option<Supported>,
+    /// The provisioner name this addon runs (`rancher.io/local-path`): disabling it waits until
+    /// the PersistentVolumes it made are gone, and refuses while claims still hold some.
+    #[serde(default)]
+    pub provisioner: Option<String>,
 }
 
 /// `kubernetes:` of `addon.yaml`: the minors (`"1.28"`) a pinned version supports, either end

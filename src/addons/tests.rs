@@ -372,3 +372,31 @@ fn the_shipped_ranges_flag_the_aged_addons_on_the_default_version() {
     assert!(warns("dashboard").is_some(), "Dashboard 2.7 is for 1.25");
     assert_eq!(warns("metrics-server"), None);
 }
+
+#[test]
+fn own_volumes_are_those_the_provisioner_annotated() {
+    let json = br#"{"items":[
+      {"metadata":{"name":"pvc-1","annotations":{"pv.kubernetes.io/provisioned-by":"rancher.io/local-path"}},
+       "spec":{"claimRef":{"namespace":"default","name":"data"}},"status":{"phase":"Bound"}},
+      {"metadata":{"name":"pvc-2","annotations":{"pv.kubernetes.io/provisioned-by":"rancher.io/local-path"}},
+       "spec":{"claimRef":{"namespace":"ns","name":"gone"}},"status":{"phase":"Released"}},
+      {"metadata":{"name":"manual"},"spec":{},"status":{"phase":"Available"}}
+    ]}"#;
+    let own = super::apply::own_volumes_for_tests(json, "rancher.io/local-path");
+    assert_eq!(
+        own,
+        vec![
+            (
+                "pvc-1".to_string(),
+                "Bound".to_string(),
+                "default/data".to_string()
+            ),
+            (
+                "pvc-2".to_string(),
+                "Released".to_string(),
+                "ns/gone".to_string()
+            ),
+        ]
+    );
+    assert!(super::apply::own_volumes_for_tests(b"not json", "x").is_empty());
+}
