@@ -209,8 +209,17 @@ pub async fn ensure_network_in(
         match created {
             Ok(_) => {
                 tracing::debug!(network = name, %subnet, "created profile network");
+                // An engine that does not refuse duplicate names (Docker before 25) may now
+                // hold two: one from an interrupted start whose create finished late. Keep the
+                // same one every racer keeps, and use its subnet.
+                dedupe_networks(engine, profile).await?;
+                if let Some(kept) = existing_network(engine, profile).await? {
+                    return Ok(kept);
+                }
                 return Ok(subnet);
             }
+            // The name exists already (an engine that checks): look again.
+            Err(e) if status_of(&e) == Some(409) => tried.push(subnet),
             // Another process took the subnet (or created this very network) since we listed:
             // look again. Docker says "overlaps"; podman says "is already used on the host or by
             // another config".
@@ -218,6 +227,50 @@ pub async fn ensure_network_in(
             Err(e) => return Err(engine.error(format!("create network {name} ({subnet})"), e)),
         }
     }
+}
+
+/// Removes all but one of several networks named `<profile>` that are all minik's for
+/// `profile`: the oldest is kept (ties by ID), so concurrent callers keep the same one. A
+/// same-named network that is not minik's for `profile` is a [`DriverError::NameConflict`].
+pub async fn dedupe_networks(engine: &ContainerEngine, profile: &str) -> Result<(), DriverError> {
+    let docker = engine.ready().await?;
+    let name = network_name(profile);
+    let filters = HashMap::from([("name".to_string(), vec![name.to_string()])]);
+    let options = bollard::query_parameters::ListNetworksOptionsBuilder::default()
+        .filters(&filters)
+        .build();
+    let mut same: Vec<_> = docker
+        .list_networks(Some(options))
+        .await
+        .map_err(|e| engine.error("list networks", e))?
+        .into_iter()
+        .filter(|n| n.name.as_deref() == Some(name))
+        .collect();
+    if same.len() <= 1 {
+        return Ok(());
+    }
+    if same
+        .iter()
+        .any(|n| !labels_match(n.labels.as_ref(), profile))
+    {
+        return Err(DriverError::NameConflict {
+            kind: "network".into(),
+            name: name.to_string(),
+        });
+    }
+    same.sort_by(|a, b| (&a.created, &a.id).cmp(&(&b.created, &b.id)));
+    for extra in &same[1..] {
+        let Some(id) = extra.id.as_deref() else {
+            continue;
+        };
+        tracing::debug!(network = name, id, "removing a duplicate profile network");
+        if let Err(e) = docker.remove_network(id).await
+            && status_of(&e) != Some(404)
+        {
+            return Err(engine.error(format!("remove duplicate network {name} ({id})"), e));
+        }
+    }
+    Ok(())
 }
 
 /// The subnet of network `<profile>` if it exists and is minik's for `profile`.
@@ -230,6 +283,14 @@ pub async fn existing_network(
     let network = match docker.inspect_network(name, None).await {
         Ok(n) => n,
         Err(e) if status_of(&e) == Some(404) => return Ok(None),
+        // Two networks of that name (see `dedupe_networks`): keep one, then look again.
+        Err(e) if message_of(&e).contains("ambiguous") => {
+            dedupe_networks(engine, profile).await?;
+            match docker.inspect_network(name, None).await {
+                Ok(n) => n,
+                Err(e) => return Err(engine.error(format!("inspect network {name}"), e)),
+            }
+        }
         Err(e) => return Err(engine.error(format!("inspect network {name}"), e)),
     };
     if network.name.as_deref() != Some(name) || !labels_match(network.labels.as_ref(), profile) {

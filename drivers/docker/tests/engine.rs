@@ -828,3 +828,71 @@ async fn a_node_left_privileged_is_recreated_with_capabilities() {
     assert_eq!(nodes.len(), 1);
     assert_eq!(nodes[0].state, HostState::Running);
 }
+
+/// Docker before 25 lets two networks share a name: a start killed while its network create was
+/// in the engine, and the next start creating its own, leave two. The next `prepare` keeps the
+/// oldest and removes the other, and a node is created on the one that stays (issue 11).
+#[tokio::test]
+async fn duplicate_profile_networks_are_reduced_to_one() {
+    let driver = driver().await;
+    let image = test_image(&driver).await;
+    let profile = unique_profile("dupnet");
+    let _guard = ProfileGuard::new(&profile);
+    let docker = driver.engine().docker().clone();
+    let labels = HashMap::from([
+        (labels::CREATED_BY.to_string(), "true".to_string()),
+        (labels::PROFILE.to_string(), profile.clone()),
+    ]);
+    let mut ids = Vec::new();
+    for subnet in ["10.231.7.0/24", "10.231.8.0/24"] {
+        let made = docker
+            .create_network(NetworkCreateRequest {
+                name: profile.clone(),
+                driver: Some("bridge".into()),
+                ipam: Some(bollard::models::Ipam {
+                    config: Some(vec![bollard::models::IpamConfig {
+                        subnet: Some(subnet.into()),
+                        ..Default::default()
+                    }]),
+                    ..Default::default()
+                }),
+                labels: Some(labels.clone()),
+                ..Default::default()
+            })
+            .await;
+        match made {
+            Ok(r) => ids.push(r.id),
+            // An engine that refuses duplicate names cannot get into this state at all.
+            Err(e) if e.to_string().contains("already exists") => {
+                eprintln!("this engine refuses duplicate network names: {e}");
+                return;
+            }
+            Err(e) => panic!("{e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(ids.len(), 2);
+    driver
+        .prepare(&request(&profile, &image))
+        .await
+        .expect("prepare reduces the duplicates");
+    let spec = node(&profile, 0, Role::ControlPlane);
+    driver
+        .create_node(&request(&profile, &image), &spec, &NullObserver)
+        .await
+        .unwrap();
+    let (_, _, networks) = labelled(&driver, &profile).await;
+    assert_eq!(networks.len(), 1, "{networks:?}");
+    let kept = docker
+        .inspect_network(
+            &profile,
+            None::<bollard::query_parameters::InspectNetworkOptions>,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        kept.id.as_deref(),
+        Some(ids[0].as_str()),
+        "the oldest stays"
+    );
+}
