@@ -791,7 +791,29 @@ spec:
             })
             .unwrap()
     };
-    assert!(docker(&["tag", BUSYBOX_IMAGE, &pushed]).0);
+    // An image of its own (a label on the test image: another config digest), not the test
+    // image under a second name: with one image ID under an imported and a pulled name, a node
+    // recreated later had its kubelet report the imported name absent (docs/kubernetes.md).
+    let build =
+        Command::new("docker")
+            .args(["build", "-q", "-t", &pushed, "-"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                use std::io::Write as _;
+                child.stdin.take().unwrap().write_all(
+                    format!("FROM {BUSYBOX_IMAGE}\nLABEL minik.e2e=pushed\n").as_bytes(),
+                )?;
+                child.wait_with_output()
+            })
+            .unwrap();
+    assert!(
+        build.status.success(),
+        "{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
     let mut push = (false, String::new());
     for _ in 0..20 {
         push = docker(&["push", &pushed]);
@@ -872,6 +894,7 @@ spec:
     // and m02's containers are removed while stopped, so start recreates them from their /var
     // volumes: /etc/kubernetes and the CNI configuration must come back with them (they were
     // lost before they moved onto the volume).
+    let images_before = c.minik(&["ssh", "-p", &p, "-n", &m02, "--", "crictl", "images"]);
     let stopping = std::time::Instant::now();
     c.minik(&["stop", "-p", &p]);
     eprintln!("stop of 3 nodes: {:.1}s", stopping.elapsed().as_secs_f64());
@@ -883,7 +906,58 @@ spec:
     eprintln!("restart of 3 nodes (2 recreated) to Ready: {secs:.1}s");
     assert_eq!(c.ready_nodes(), 3);
     c.kubectl(&["delete", "pod", "near", "far", "--wait=false"]);
-    c.kubectl(&["wait", "--for=condition=Ready", "pod/web", "--timeout=180s"]);
+    let (code, out, err) = c.try_minik(
+        &[
+            "kubectl",
+            "-p",
+            &p,
+            "--",
+            "wait",
+            "--for=condition=Ready",
+            "pod/web",
+            "--timeout=180s",
+        ],
+        None,
+    );
+    if code != 0 {
+        let (_, describe, _) =
+            c.try_minik(&["kubectl", "-p", &p, "--", "describe", "pod", "web"], None);
+        let (_, pods, _) = c.try_minik(
+            &["kubectl", "-p", &p, "--", "get", "pods", "-A", "-o", "wide"],
+            None,
+        );
+        let (_, journal, _) = c.try_minik(
+            &[
+                "ssh",
+                "-p",
+                &p,
+                "-n",
+                &m02,
+                "--",
+                "journalctl",
+                "-u",
+                "kubelet",
+                "--no-pager",
+                "-n",
+                "60",
+            ],
+            None,
+        );
+        let (_, images_after, _) = c.try_minik(
+            &["ssh", "-p", &p, "-n", &m02, "--", "crictl", "images"],
+            None,
+        );
+        let (_, ctr_after, _) = c.try_minik(
+            &[
+                "ssh", "-p", &p, "-n", &m02, "--", "ctr", "-n", "k8s.io", "images", "ls", "-q",
+            ],
+            None,
+        );
+        panic!(
+            "pod/web not Ready after the restart: {out}{err}\n{describe}\n{pods}\n{journal}\n\
+             m02 images before the stop:\n{images_before}\nafter:\n{images_after}\n{ctr_after}"
+        );
+    }
     // The volume's data survived the restart (the PV is pinned to m02, where the reader runs).
     c.apply(
         "apiVersion: v1
