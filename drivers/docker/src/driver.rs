@@ -103,6 +103,21 @@ impl From<DriverError> for StartFailure {
     }
 }
 
+impl StartFailure {
+    /// The driver error of starting `node`; `port_taken` says what a taken host port means.
+    fn into_driver_error(self, node: &str, port_taken: &str) -> DriverError {
+        match self {
+            StartFailure::Other(e) => e,
+            StartFailure::PrivilegeRefused(m) => {
+                DriverError::engine(format!("start node {node}"), m)
+            }
+            StartFailure::PortTaken => {
+                DriverError::engine(format!("start node {node}"), port_taken)
+            }
+        }
+    }
+}
+
 impl DockerDriver {
     /// Connects to the engine `DOCKER_HOST` names (`unix://` or `tcp://`), else
     /// `/var/run/docker.sock`. Sends no request ([`Driver::check`] tells whether the engine
@@ -291,15 +306,8 @@ impl DockerDriver {
                 create_and_start_once(&engine, &docker, &name, body, Profile::Capabilities).await
             })
             .await
-            .map_err(|f| match f {
-                StartFailure::Other(e) => e,
-                StartFailure::PrivilegeRefused(m) => {
-                    DriverError::engine(format!("start node {node}"), m)
-                }
-                StartFailure::PortTaken => DriverError::engine(
-                    format!("start node {node}"),
-                    "its recorded host port is taken by another program",
-                ),
+            .map_err(|f| {
+                f.into_driver_error(node, "its recorded host port is taken by another program")
             })?;
         *self.decided.lock().await = Some(Profile::Capabilities);
         self.remember_profile(Profile::Capabilities).await;
@@ -864,15 +872,7 @@ impl Driver for DockerDriver {
             SecurityMode::Capabilities => Some(Profile::Capabilities),
             SecurityMode::Auto => None,
         };
-        let into_error = |f: StartFailure| match f {
-            StartFailure::Other(e) => e,
-            StartFailure::PrivilegeRefused(m) => {
-                DriverError::engine(format!("start node {}", node.name), m)
-            }
-            StartFailure::PortTaken => {
-                DriverError::engine(format!("start node {}", node.name), "host port taken")
-            }
-        };
+        let into_error = |f: StartFailure| f.into_driver_error(&node.name, "host port taken");
         if let Some(profile) = fixed {
             return self
                 .create_and_start(cluster, node, ip, &volume, profile)
