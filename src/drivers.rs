@@ -240,6 +240,9 @@ impl Driver for AnyDriver {
     fn name(&self) -> &'static str {
         dispatch!(self, d => d.name())
     }
+    fn emulated(&self, profile: &str) -> bool {
+        dispatch!(self, d => d.emulated(profile))
+    }
     async fn check(&self) -> Result<EngineInfo, DriverError> {
         dispatch!(self, d => d.check().await)
     }

@@ -62,6 +62,9 @@ pub struct Plan {
     pub token: String,
     /// The nodes see a cgroup v1 hierarchy (kubelet ≥ 1.35 must be told to accept it).
     pub cgroup_v1: bool,
+    /// The nodes run on an emulated CPU ([`minik_driver_api::Driver::emulated`]): kubeadm
+    /// gets longer timeouts ([`KubeadmParams::slow_nodes`]).
+    pub slow_nodes: bool,
 }
 
 impl Plan {
@@ -95,6 +98,7 @@ impl Plan {
         );
         p.schedulable_control_plane = self.nodes.len() == 1;
         p.allow_cgroup_v1 = self.cgroup_v1 && self.version.fails_on_cgroup_v1_by_default();
+        p.slow_nodes = self.slow_nodes;
         p.node_labels
             .insert("minik.io/profile".into(), self.profile.clone());
         p
@@ -689,6 +693,7 @@ mod tests {
             api_port: 40123,
             token: "abcdef.0123456789abcdef".into(),
             cgroup_v1: true,
+            slow_nodes: false,
         }
     }
 

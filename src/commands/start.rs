@@ -306,6 +306,7 @@ pub(super) async fn kubernetes_plan(
         api_port,
         token,
         cgroup_v1,
+        slow_nodes: driver.emulated(&profile.name),
     })
 }
 

@@ -103,6 +103,46 @@ pub struct KubeadmParams {
     pub allow_cgroup_v1: bool,
     /// kubelet `cgroupRoot` ([`DEFAULT_CGROUP_ROOT`]).
     pub cgroup_root: String,
+    /// The node runs on an emulated CPU (qemu TCG), several times slower than the host:
+    /// kubeadm's waits ([`SLOW_TIMEOUTS`]) and the controller-manager's and scheduler's
+    /// leader-election periods are raised so a control plane that takes minutes to come up
+    /// is not given up on, and does not lose its lease under load.
+    pub slow_nodes: bool,
+}
+
+/// kubeadm's waits for nodes on an emulated CPU, against kubeadm's defaults: the control
+/// plane's health (4 min), API calls (1 min; the admin ClusterRoleBinding of `init` is one),
+/// etcd calls (2 min), the kubelet's TLS bootstrap and join discovery (5 min each).
+pub const SLOW_TIMEOUTS: SlowTimeouts = SlowTimeouts {
+    control_plane_component_health_check: "10m0s",
+    kubernetes_api_call: "5m0s",
+    etcd_api_call: "5m0s",
+    tls_bootstrap: "10m0s",
+    discovery: "10m0s",
+};
+
+/// Leader election of the controller-manager and the scheduler on emulated nodes (defaults
+/// 15 s / 10 s / 2 s): a renewal that takes longer than 10 s under TCG would otherwise make
+/// the component exit and restart.
+const SLOW_LEADER_ELECTION: [(&str, &str); 3] = [
+    ("leader-elect-lease-duration", "60s"),
+    ("leader-elect-renew-deadline", "40s"),
+    ("leader-elect-retry-period", "5s"),
+];
+
+/// kubeadm v1beta4 `timeouts` (InitConfiguration and JoinConfiguration); v1beta3 has only
+/// `apiServer.timeoutForControlPlane` and `discovery.timeout`, set from the same values.
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SlowTimeouts {
+    pub control_plane_component_health_check: &'static str,
+    #[serde(rename = "kubernetesAPICall")]
+    pub kubernetes_api_call: &'static str,
+    #[serde(rename = "etcdAPICall")]
+    pub etcd_api_call: &'static str,
+    #[serde(rename = "tlsBootstrap")]
+    pub tls_bootstrap: &'static str,
+    pub discovery: &'static str,
 }
 
 impl KubeadmParams {
@@ -136,6 +176,7 @@ impl KubeadmParams {
             schedulable_control_plane: false,
             allow_cgroup_v1: false,
             cgroup_root: DEFAULT_CGROUP_ROOT.into(),
+            slow_nodes: false,
         }
     }
 }
@@ -369,6 +410,12 @@ impl Args {
     fn is_empty(&self) -> bool {
         self.args.is_empty()
     }
+    fn extend(&mut self, args: impl IntoIterator<Item = (&'static str, &'static str)>) {
+        self.args.extend(
+            args.into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+    }
 }
 
 impl Serialize for Args {
@@ -407,6 +454,8 @@ struct ClusterConfiguration<'a> {
     control_plane_endpoint: &'a str,
     api_server: ApiServer,
     controller_manager: Component,
+    #[serde(skip_serializing_if = "Component::is_empty")]
+    scheduler: Component,
     networking: Networking<'a>,
 }
 
@@ -415,6 +464,9 @@ struct ClusterConfiguration<'a> {
 struct ApiServer {
     #[serde(rename = "certSANs")]
     cert_sans: Vec<String>,
+    /// v1beta3 only (v1beta4 moved it to `timeouts`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timeout_for_control_plane: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -422,6 +474,12 @@ struct ApiServer {
 struct Component {
     #[serde(skip_serializing_if = "Args::is_empty")]
     extra_args: Args,
+}
+
+impl Component {
+    fn is_empty(&self) -> bool {
+        self.extra_args.is_empty()
+    }
 }
 
 #[derive(Serialize)]
@@ -442,6 +500,8 @@ struct InitConfiguration<'a> {
     local_api_endpoint: ApiEndpoint<'a>,
     node_registration: NodeRegistration<'a>,
     skip_phases: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timeouts: Option<SlowTimeouts>,
 }
 
 #[derive(Serialize)]
@@ -477,6 +537,8 @@ struct JoinConfiguration<'a> {
     discovery: Discovery<'a>,
     node_registration: NodeRegistration<'a>,
     skip_phases: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timeouts: Option<SlowTimeouts>,
 }
 
 #[derive(Serialize)]
@@ -490,6 +552,9 @@ struct JoinControlPlane<'a> {
 #[serde(rename_all = "camelCase")]
 struct Discovery<'a> {
     bootstrap_token: DiscoveryToken<'a>,
+    /// v1beta3 only (v1beta4 moved it to `timeouts`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    timeout: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -554,19 +619,38 @@ fn cluster_configuration(p: &KubeadmParams, api: KubeadmApi) -> ClusterConfigura
         cluster_name: &p.cluster_name,
         kubernetes_version: p.kubernetes_version.to_string(),
         control_plane_endpoint: &p.control_plane_endpoint,
-        api_server: ApiServer { cert_sans: sans },
+        api_server: ApiServer {
+            cert_sans: sans,
+            timeout_for_control_plane: (p.slow_nodes && api == KubeadmApi::V1Beta3)
+                .then_some(SLOW_TIMEOUTS.control_plane_component_health_check),
+        },
         // The in-tree hostPath provisioner backs a default StorageClass that needs no image
         // (kind's original default storage): works offline and on one node. Pod CIDRs are
         // assigned per node by minik's own CNI (cluster::kubernetes::pod_cidr), not by the
         // controller-manager, so node routes can be written before any node registers.
         controller_manager: Component {
-            extra_args: Args::new(
-                api,
-                [
-                    ("allocate-node-cidrs", "false".into()),
-                    ("enable-hostpath-provisioner", "true".into()),
-                ],
-            ),
+            extra_args: {
+                let mut args = Args::new(
+                    api,
+                    [
+                        ("allocate-node-cidrs", "false".into()),
+                        ("enable-hostpath-provisioner", "true".into()),
+                    ],
+                );
+                if p.slow_nodes {
+                    args.extend(SLOW_LEADER_ELECTION);
+                }
+                args
+            },
+        },
+        scheduler: Component {
+            extra_args: {
+                let mut args = Args::new(api, []);
+                if p.slow_nodes {
+                    args.extend(SLOW_LEADER_ELECTION);
+                }
+                args
+            },
         },
         networking: Networking {
             dns_domain: &p.dns_domain,
@@ -611,7 +695,13 @@ fn init_configuration(p: &KubeadmParams, api: KubeadmApi) -> InitConfiguration<'
         },
         node_registration: node_registration(p, api),
         skip_phases: vec!["preflight"],
+        timeouts: v1beta4_timeouts(p, api),
     }
+}
+
+/// `timeouts` for emulated nodes on the v1beta4 API.
+fn v1beta4_timeouts(p: &KubeadmParams, api: KubeadmApi) -> Option<SlowTimeouts> {
+    (p.slow_nodes && api == KubeadmApi::V1Beta4).then_some(SLOW_TIMEOUTS)
 }
 
 fn join_configuration(p: &KubeadmParams, api: KubeadmApi) -> JoinConfiguration<'_> {
@@ -632,9 +722,12 @@ fn join_configuration(p: &KubeadmParams, api: KubeadmApi) -> JoinConfiguration<'
                 // nodes share a private network (kind does the same).
                 unsafe_skip_ca_verification: true,
             },
+            timeout: (p.slow_nodes && api == KubeadmApi::V1Beta3)
+                .then_some(SLOW_TIMEOUTS.discovery),
         },
         node_registration: node_registration(p, api),
         skip_phases: vec!["preflight"],
+        timeouts: v1beta4_timeouts(p, api),
     }
 }
 
@@ -763,7 +856,34 @@ mod tests {
                 "v1beta4-join-worker.yaml",
                 params("v1.36.0", "minik-m03", "192.168.49.4", NodeRole::Worker),
             ),
+            (
+                "v1beta3-init-slow-nodes.yaml",
+                slow("v1.34.0", NodeRole::BootstrapControlPlane),
+            ),
+            (
+                "v1beta3-join-slow-nodes.yaml",
+                slow("v1.34.0", NodeRole::Worker),
+            ),
+            (
+                "v1beta4-init-slow-nodes.yaml",
+                slow("v1.37.2", NodeRole::BootstrapControlPlane),
+            ),
+            (
+                "v1beta4-join-slow-nodes.yaml",
+                slow("v1.37.2", NodeRole::Worker),
+            ),
         ]
+    }
+
+    /// A node on an emulated CPU (qemu TCG).
+    fn slow(version: &str, role: NodeRole) -> KubeadmParams {
+        let (name, ip) = match role {
+            NodeRole::BootstrapControlPlane => ("minik", "192.168.49.2"),
+            _ => ("minik-m02", "192.168.49.3"),
+        };
+        let mut p = params(version, name, ip, role);
+        p.slow_nodes = true;
+        p
     }
 
     fn golden_dir() -> PathBuf {

@@ -110,6 +110,13 @@ pub trait Driver: Send + Sync {
 
     /// A runner for commands inside `node`.
     fn runner(&self, node: &str) -> Self::Runner;
+
+    /// True when the profile's nodes run on an emulated CPU (qemu's TCG), several times
+    /// slower than the host: Kubernetes then needs longer bootstrap timeouts. Containers and
+    /// hardware-accelerated VMs run at native speed (the default).
+    fn emulated(&self, _profile: &str) -> bool {
+        false
+    }
 }
 
 /// How long [`Driver::stop_node`] waits before killing, unless the user says otherwise.

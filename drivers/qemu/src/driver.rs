@@ -666,6 +666,22 @@ pub fn run_state(status: &str) -> (HostState, Option<String>) {
 impl Driver for QemuDriver {
     type Runner = SshRunner;
 
+    /// TCG when the profile recorded it (or an explicit `tcg` choice); a profile that has not
+    /// decided yet counts as emulated only when TCG was asked for.
+    fn emulated(&self, profile: &str) -> bool {
+        if let Some(AccelChoice::Fixed(accel)) = self.options.accel {
+            return accel == Accel::Tcg;
+        }
+        let files = self.layout.profile(profile);
+        matches!(
+            ProfileSettings::load(&files.settings()),
+            Ok(Some(ProfileSettings {
+                accel: Some(Accel::Tcg),
+                ..
+            }))
+        )
+    }
+
     fn name(&self) -> &'static str {
         "qemu"
     }
