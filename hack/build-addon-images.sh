@@ -14,6 +14,10 @@
 #     library image's /etc/distribution/config.yml, /var/lib/registry; ENTRYPOINT ["registry"],
 #     CMD ["serve", "/etc/distribution/config.yml"] (what the library image's entrypoint.sh
 #     runs), stamped with version.version as upstream's Dockerfile does.
+#   traefik v3.6.12 (ingress: Ingress through its ingress-nginx provider, and Gateway API):
+#     /usr/local/bin/traefik (as the docker library image has it), /etc/passwd and /etc/group,
+#     /tmp; ENTRYPOINT ["traefik"], EXPOSE 80, stamped with pkg/version.Version, Codename and
+#     BuildDate as its Makefile does. The web UI's assets are not built (the dashboard is off).
 #
 # Usage: hack/build-addon-images.sh [--engine docker|podman] [--addon NAME]... [--force]
 #
@@ -30,7 +34,7 @@
 # Env: ENGINE=docker|podman (default docker; --engine wins), BUSYBOX=<path of a static busybox>.
 set -euo pipefail
 
-ALL_ADDONS=(local-path-provisioner metrics-server registry)
+ALL_ADDONS=(local-path-provisioner metrics-server registry traefik)
 ADDONS=()
 ENGINE="${ENGINE:-docker}"
 FORCE=0
@@ -51,6 +55,9 @@ addon_vars() { # name
     registry)
       NAME=registry MODULE=github.com/distribution/distribution/v3 VERSION=v3.0.0 TAG=3.0.0
       PACKAGE="$MODULE/cmd/registry" LAYOUT=registry ;;
+    traefik)
+      NAME=traefik MODULE=github.com/traefik/traefik/v3 VERSION=v3.6.12
+      PACKAGE="$MODULE/cmd/traefik" LAYOUT=traefik ;;
     *) die "unknown addon image '$1' (known: ${ALL_ADDONS[*]})" ;;
   esac
   IMAGE="localhost/minik-addons/$NAME:${TAG:-$VERSION}"
@@ -87,7 +94,7 @@ while [[ $# -gt 0 ]]; do
     --addon) shift; [[ $# -gt 0 ]] || die "--addon needs a value"; ADDONS+=("$1") ;;
     --addon=*) ADDONS+=("${1#--addon=}") ;;
     --force|-f) FORCE=1 ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,34p' "$0"; exit 0 ;;
     *) die "unknown argument: $1" ;;
   esac
   shift
@@ -180,6 +187,12 @@ build_binary() { # outdir
       # Dockerfile: -X ${PKG}/version.version=${VERSION#v} ... version.revision ... version.mainpkg.
       ldflags+=" -X $MODULE/version.version=${VERSION#v} -X $MODULE/version.revision=$VERSION"
       ldflags+=" -X $MODULE/version.mainpkg=$MODULE" ;;
+    traefik)
+      # Makefile: -X .../pkg/version.Version=$(VERSION) ...Codename=$(CODENAME) ...BuildDate=$(DATE).
+      local codename
+      codename="$(sed -n 's/^CODENAME ?= *//p' "$dir/Makefile" 2>/dev/null)"
+      ldflags+=" -X $MODULE/pkg/version.Version=$VERSION -X $MODULE/pkg/version.Codename=${codename:-unknown}"
+      ldflags+=" -X $MODULE/pkg/version.BuildDate=1970-01-01T00:00:00Z" ;;
   esac
 
   if ! grep -qE '^\s*(replace|exclude)\b' "$gomod"; then
@@ -225,7 +238,11 @@ build_binary() { # outdir
   [[ -x "$dest/$NAME" ]] || die "no $NAME binary was built"
   is_static "$dest/$NAME" || die "$dest/$NAME is not static"
   local v
-  v="$("$dest/$NAME" --version 2>&1 || true)"
+  if [[ "$NAME" == traefik ]]; then
+    v="$("$dest/$NAME" version 2>&1 || true)"
+  else
+    v="$("$dest/$NAME" --version 2>&1 || true)"
+  fi
   [[ "$v" == *"$VERSION"* ]] || log "warning: '$NAME --version' says '$v', expected $VERSION"
   # Upstream's tree, for the record (what the image mirrors).
   grep -hE '^(FROM|COPY|CMD|ENTRYPOINT|USER)' "$dir/package/Dockerfile" "$dir/Dockerfile" 2>/dev/null | sed 's/^/  upstream Dockerfile: /' >&2 || true
@@ -242,6 +259,8 @@ build_rootfs() { # bindir busybox tarball
   chmod 1777 "$root/tmp"
   if [[ "$LAYOUT" == static ]]; then
     install -m 0755 "$bin/$NAME" "$root/$NAME"
+  elif [[ "$LAYOUT" == traefik ]]; then
+    install -m 0755 "$bin/$NAME" "$root/usr/local/bin/traefik"
   elif [[ "$LAYOUT" == registry ]]; then
     install -m 0755 "$bin/$NAME" "$root/bin/registry"
     mkdir -p "$root/etc/distribution" "$root/var/lib/registry"
@@ -331,6 +350,8 @@ build_one() {
     local changes=(--change 'ENV PATH=/usr/local/bin:/usr/bin:/bin')
     if [[ "$LAYOUT" == static ]]; then
       changes+=(--change "ENTRYPOINT [\"/$NAME\"]" --change 'USER 65534')
+    elif [[ "$LAYOUT" == traefik ]]; then
+      changes+=(--change 'ENTRYPOINT ["traefik"]' --change 'EXPOSE 80')
     elif [[ "$LAYOUT" == registry ]]; then
       changes+=(--change 'ENTRYPOINT ["registry"]' --change 'CMD ["serve", "/etc/distribution/config.yml"]')
       changes+=(--change 'EXPOSE 5000' --change 'VOLUME ["/var/lib/registry"]')

@@ -349,11 +349,47 @@ fn ingress_notes_give_the_published_host_ports() {
         "{}",
         out.stdout
     );
-    // ingress-nginx 1.12 supports up to Kubernetes 1.32: enabling it on minik's default
-    // version says so (and still enables it).
+    // Traefik 3.6 supports minik's default version: no warning.
+    assert!(
+        !out.stderr.contains("its pinned version supports"),
+        "{}",
+        out.stderr
+    );
+    // The Gateway API CRDs are applied first and waited for, then the rest (a Gateway cannot
+    // be applied before the API server serves its kind).
+    let calls = kubectl_calls(&env.log(), "i");
+    let crds = calls
+        .iter()
+        .position(|(c, s)| {
+            c == APPLY
+                && s.as_deref().is_some_and(|s| {
+                    s.contains("kind: CustomResourceDefinition") && !s.contains("\nkind: Gateway\n")
+                })
+        })
+        .expect("the CRDs are applied on their own");
+    let established = calls
+        .iter()
+        .position(|(c, _)| {
+            c.starts_with("wait --for=condition=Established")
+                && c.contains("crd/gateways.gateway.networking.k8s.io")
+        })
+        .expect("the CRDs are waited for");
+    let rest = calls
+        .iter()
+        .position(|(c, s)| {
+            c == APPLY
+                && s.as_deref().is_some_and(|s| {
+                    s.contains("\nkind: Gateway\n") && !s.contains("CustomResourceDefinition")
+                })
+        })
+        .expect("the rest is applied after");
+    assert!(crds < established && established < rest, "{calls:?}");
+    // Dashboard 2.7 does not support it: enabling warns (and still enables).
+    let out = env.minik(&["-p", "i", "addons", "enable", "dashboard", "--wait=false"]);
+    out.expect(0);
     assert!(
         out.stderr
-            .contains("ingress: its pinned version supports Kubernetes 1.28 to 1.32"),
+            .contains("dashboard: its pinned version supports Kubernetes"),
         "{}",
         out.stderr
     );

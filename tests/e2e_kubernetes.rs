@@ -545,6 +545,22 @@ spec:
     pub const BUSYBOX_IMAGE: &str = "localhost/minik-test/hello:1";
     /// metrics-server v0.8.0 built from source by hack/build-addon-images.sh.
     pub const METRICS_SERVER_IMAGE: &str = "localhost/minik-addons/metrics-server:v0.8.0";
+    /// Traefik v3.6.12 (the ingress addon) built from source by hack/build-addon-images.sh.
+    pub const TRAEFIK_IMAGE: &str = "localhost/minik-addons/traefik:v3.6.12";
+
+    /// `GET path` on 127.0.0.1:port over HTTP/1.0: the whole response, or the error.
+    pub fn http_get(port: u16, path: &str) -> String {
+        use std::io::{Read as _, Write as _};
+        let attempt = || -> std::io::Result<String> {
+            let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+            s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+            write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n")?;
+            let mut out = String::new();
+            s.read_to_string(&mut out)?;
+            Ok(out)
+        };
+        attempt().unwrap_or_else(|e| format!("error: {e}"))
+    }
 }
 
 /// docker, 1 control plane + 2 workers: every node Ready; CoreDNS answers for
@@ -554,7 +570,9 @@ spec:
 /// (built from source, given with `addons enable --images`) as the default class: a PVC bound on
 /// a worker, written by root and non-root, read back after stop/start; metrics-server (built from
 /// source) answering `kubectl top`; registry (built from source): `docker push` from the host, a
-/// worker's pod pulls `localhost:5000/...`; host kubectl and `minik kubectl`; pause/unpause; stop/start without kubeadm,
+/// worker's pod pulls `localhost:5000/...`; ingress (Traefik, built from source): an Ingress and
+/// a Gateway API HTTPRoute answer on the host's published port 80; host kubectl and `minik
+/// kubectl`; pause/unpause; stop/start without kubeadm,
 /// with the control plane's and a worker's containers removed while stopped (recreated); node
 /// add/delete; `delete` removes the context and every resource.
 #[cfg(feature = "e2e-kubernetes")]
@@ -853,6 +871,108 @@ spec:
         enabling.elapsed().as_secs_f64()
     );
 
+    // ingress (Traefik v3.6.12 built from source, preloaded): an Ingress without a class (the
+    // default class `nginx` is filled in) and a Gateway API HTTPRoute on the addon's Gateway
+    // both route http://127.0.0.1:<published 80>/... on the host to a Service in the cluster.
+    let enabling = std::time::Instant::now();
+    let (code, out, err) = c.try_minik(&["-p", &p, "addons", "enable", "ingress"], None);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        err.contains(&format!("using the local build {TRAEFIK_IMAGE}")),
+        "{err}"
+    );
+    c.pod(
+        "routed",
+        &m03,
+        "mkdir -p /www/ing /www/gw && echo ing-ok > /www/ing/index.html && echo gw-ok > /www/gw/index.html && exec busybox httpd -f -p 8080 -h /www",
+        "app: routed",
+    );
+    c.apply(
+        "apiVersion: v1
+kind: Service
+metadata: {name: routed, namespace: default}
+spec:
+  selector: {app: routed}
+  ports: [{port: 80, targetPort: 8080}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: routed, namespace: default}
+spec:
+  rules:
+  - http:
+      paths:
+      - {path: /ing, pathType: Prefix, backend: {service: {name: routed, port: {number: 80}}}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: routed, namespace: default}
+spec:
+  parentRefs: [{name: traefik-gateway, namespace: traefik}]
+  rules:
+  - matches: [{path: {type: PathPrefix, value: /gw}}]
+    backendRefs: [{name: routed, port: 80}]
+",
+    );
+    c.wait_ready("pod/routed");
+    let class = c.kubectl(&[
+        "get",
+        "ingress",
+        "routed",
+        "-o",
+        "jsonpath={.spec.ingressClassName}",
+    ]);
+    assert_eq!(class.trim(), "nginx", "the default IngressClass");
+    let (_, st, _) = c.try_minik(&["status", "-p", &p, "-o", "json"], None);
+    let st: serde_json::Value = serde_json::from_str(&st).unwrap();
+    let http_port = st[0]["Ports"]["80"]
+        .as_u64()
+        .unwrap_or_else(|| panic!("no published port 80: {st}"));
+    for (path, want) in [("/ing/", "ing-ok"), ("/gw/", "gw-ok")] {
+        let mut got = String::new();
+        while enabling.elapsed() < std::time::Duration::from_secs(180) {
+            got = http_get(http_port as u16, path);
+            if got.contains(want) {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_secs(1));
+        }
+        assert!(
+            got.contains(want),
+            "http://127.0.0.1:{http_port}{path} never answered {want}: {got}\n{}",
+            c.kubectl(&["logs", "-n", "traefik", "deploy/traefik", "--tail=30"])
+        );
+    }
+    eprintln!(
+        "ingress: enable to an Ingress and an HTTPRoute answering on the host {:.1}s",
+        enabling.elapsed().as_secs_f64()
+    );
+    let accepted = c.kubectl(&[
+        "get",
+        "httproute",
+        "routed",
+        "-o",
+        "jsonpath={.status.parents[0].conditions[?(@.type==\"Accepted\")].status}",
+    ]);
+    assert_eq!(accepted.trim(), "True");
+    let disabling = std::time::Instant::now();
+    c.minik(&["-p", &p, "addons", "disable", "ingress"]);
+    eprintln!("ingress: disable {:.1}s", disabling.elapsed().as_secs_f64());
+    let (code, _, _) = c.try_minik(
+        &[
+            "kubectl",
+            "-p",
+            &p,
+            "--",
+            "get",
+            "crd",
+            "gateways.gateway.networking.k8s.io",
+        ],
+        None,
+    );
+    assert_ne!(code, 0, "disable leaves the Gateway API CRDs");
+    c.kubectl(&["delete", "pod", "routed", "--wait=false"]);
+
     // Offline: an addon whose images are nowhere here (dashboard: not built here, no registry
     // to pull from) fails at once, naming the image and `--images`, and applies nothing.
     let enabling = std::time::Instant::now();
@@ -1103,4 +1223,61 @@ fn real_cluster_podman_one_node() {
     c.start(&["--wait-timeout", "120s"]);
     assert_eq!(c.ready_nodes(), 1);
     c.kubectl(&["get", "--raw", "/readyz"]);
+}
+
+/// qemu under TCG (the only accelerator these machines have), 1 node: Ready with kubeadm's
+/// emulated-CPU timeouts, DNS through CoreDNS, a pod from a loaded image, `stop` → `start`
+/// back to Ready, `delete`.
+///
+/// Regression: with kubeadm's default timeouts `kubeadm init` failed after 83–104 s here
+/// ("could not bootstrap the admin user … connection refused" / "would exceed context
+/// deadline") while the control plane was still coming up on the emulated CPU, and the
+/// controller-manager then lost its lease under load; emulated nodes now get
+/// `timeouts` (v1beta4) and longer leader-election periods.
+#[cfg(feature = "e2e-kubernetes")]
+#[test]
+fn real_cluster_qemu_one_node() {
+    use real::*;
+    let c = Cluster::new("k8sqm");
+    let (secs, _) = c.start(&["--driver", "qemu", "--wait-timeout", "20m"]);
+    eprintln!("qemu (TCG): 1 node Ready in {secs:.0}s (VM disk included)");
+    assert_eq!(c.ready_nodes(), 1);
+    let config = c.minik(&[
+        "ssh",
+        "-p",
+        &c.profile,
+        "--",
+        "cat",
+        "/var/lib/minik/kubeadm.yaml",
+    ]);
+    assert!(
+        config.contains("controlPlaneComponentHealthCheck: 10m0s")
+            && config.contains("leader-elect-lease-duration"),
+        "an emulated node's kubeadm config lacks the longer timeouts:\n{config}"
+    );
+    c.minik(&["image", "load", "-p", &c.profile, BUSYBOX_IMAGE]);
+    c.pod("client", &c.profile, SLEEP, "app: client");
+    c.wait_ready("pod/client");
+    let ns = c.exec(
+        "client",
+        &["nslookup", "kubernetes.default.svc.cluster.local"],
+    );
+    assert!(ns.contains("10.96.0.1"), "{ns}");
+
+    let t = std::time::Instant::now();
+    c.minik(&["stop", "-p", &c.profile]);
+    eprintln!("qemu (TCG): stop {:.0}s", t.elapsed().as_secs_f64());
+    let (secs, restarted) = c.start(&["--wait-timeout", "20m"]);
+    eprintln!("qemu (TCG): start again {secs:.0}s");
+    assert!(
+        !restarted.contains("Starting the control plane"),
+        "a restart ran kubeadm init again:\n{restarted}"
+    );
+    assert_eq!(c.ready_nodes(), 1);
+    c.kubectl(&["get", "--raw", "/readyz"]);
+    c.wait_ready("pod/client");
+
+    c.minik(&["delete", "-p", &c.profile]);
+    let (code, out, err) = c.try_minik(&["status", "-p", &c.profile], None);
+    assert_ne!(code, 0, "status after delete:\n{out}\n{err}");
 }

@@ -8,7 +8,7 @@
 //! own `kubectl apply` does, and it runs over the same Runner as every other cluster step, so
 //! the whole flow is exercised by the recording fake runner in the CLI tests.
 
-use super::{Addon, LABEL, PodSelector};
+use super::{Addon, LABEL, PodSelector, render_yaml};
 use crate::cluster::health::ADMIN_CONF;
 use crate::errors::{K8S_ADDON, fail_with};
 use crate::images::{self, Source, Wanted, reference};
@@ -464,7 +464,31 @@ async fn take_over<R: Runner>(cp: &R, addon: &Addon, profile: &str) -> anyhow::R
     Ok(())
 }
 
-/// Enables one addon: images, objects taken over, node files, server-side apply, then (with
+/// How long the API server may take to serve the kinds of an addon's CRDs.
+const CRD_ESTABLISHED: Duration = Duration::from_secs(60);
+
+/// `kubectl apply` of some of an addon's objects.
+async fn apply_objects<'a, R: Runner>(
+    cp: &R,
+    addon: &Addon,
+    profile: &str,
+    objects: impl IntoIterator<Item = &'a serde_json::Value>,
+) -> anyhow::Result<()> {
+    let out = cp
+        .exec(ExecRequest::new(apply_argv()).stdin_bytes(render_yaml(objects)))
+        .await?;
+    if !out.success() {
+        return Err(addon_error(
+            &addon.name,
+            profile,
+            format!("kubectl apply failed: {}", failure_text(&out)),
+        ));
+    }
+    Ok(())
+}
+
+/// Enables one addon: images, objects taken over, node files, server-side apply (its
+/// CustomResourceDefinitions first, until Established), then (with
 /// `wait`) its pods Ready within the timeout.
 pub async fn enable<D: Driver>(
     t: &Target<'_, D>,
@@ -499,17 +523,32 @@ pub async fn enable<D: Driver>(
             }
         }))
         .await?;
-        let out = cp
-            .exec(ExecRequest::new(apply_argv()).stdin_bytes(addon.manifest()))
-            .await?;
-        if !out.success() {
-            return Err(addon_error(
-                &addon.name,
-                t.profile,
-                format!("kubectl apply failed: {}", failure_text(&out)),
-            ));
+        let (crds, rest) = addon.split_crds();
+        if !crds.is_empty() {
+            apply_objects(&cp, addon, t.profile, crds.iter().copied()).await?;
+            let mut wait = vec![
+                "wait".to_string(),
+                "--for=condition=Established".into(),
+                format!("--timeout={}s", CRD_ESTABLISHED.as_secs()),
+            ];
+            wait.extend(
+                crds.iter()
+                    .map(|c| format!("crd/{}", c["metadata"]["name"].as_str().unwrap_or_default())),
+            );
+            let wait: Vec<&str> = wait.iter().map(String::as_str).collect();
+            let out = cp.exec(ExecRequest::new(kubectl(&wait))).await?;
+            if !out.success() {
+                return Err(addon_error(
+                    &addon.name,
+                    t.profile,
+                    format!(
+                        "its CustomResourceDefinitions were not established: {}",
+                        failure_text(&out)
+                    ),
+                ));
+            }
         }
-        anyhow::Ok(())
+        apply_objects(&cp, addon, t.profile, rest).await
     }
     .await;
     step.finish_with(r)?;

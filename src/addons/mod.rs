@@ -171,6 +171,16 @@ impl Addon {
         render_yaml(&self.objects)
     }
 
+    /// The CustomResourceDefinitions among the objects, then everything else. Objects of a
+    /// kind a CRD defines (a Gateway) cannot be applied in the same call as the CRD: the API
+    /// server must first serve the new kind, so [`apply::enable`] applies the CRDs, waits for
+    /// them to be Established, then applies the rest.
+    pub fn split_crds(&self) -> (Vec<&Value>, Vec<&Value>) {
+        self.objects
+            .iter()
+            .partition(|o| o["kind"] == "CustomResourceDefinition")
+    }
+
     /// `kind/name` (with namespace) of each object, for messages.
     pub fn object_names(&self) -> Vec<String> {
         self.objects
@@ -303,7 +313,7 @@ impl Addon {
 }
 
 /// Objects as a YAML stream, one document each.
-pub fn render_yaml(objects: &[Value]) -> String {
+pub fn render_yaml<'a>(objects: impl IntoIterator<Item = &'a Value>) -> String {
     let mut out = String::new();
     for o in objects {
         out.push_str("---\n");
