@@ -1,7 +1,8 @@
 //! Waiting for a node's init system and container runtime, over the `Runner`.
 
 use crate::errors::{GUEST_TIMEOUT, fail_with};
-use minik_driver_api::Runner;
+use minik_driver_api::{DriverError, Runner};
+use std::future::Future;
 use std::time::{Duration, Instant};
 
 /// What a node looked like once it was up.
@@ -29,15 +30,44 @@ impl BootReport {
 
 const POLL: Duration = Duration::from_millis(200);
 
+/// How often [`wait_for_boot_restarting`] starts a node again that stopped under it.
+const MAX_RESTARTS: u32 = 3;
+
 /// Polls until systemd reports `running` or `degraded` and containerd is active.
 ///
 /// Exec failures while the container is still starting are retried; on timeout the error
 /// names the last state seen.
 pub async fn wait_for_boot<R: Runner>(runner: &R, timeout: Duration) -> anyhow::Result<BootReport> {
+    wait_for_boot_restarting(runner, timeout, || async { Ok(()) }, false).await
+}
+
+/// [`wait_for_boot`] for a node that was running or just started: when the node is seen
+/// stopped (not paused), `restart` starts it again, at most [`MAX_RESTARTS`] times. A `stop`
+/// interrupted after it asked the engine to stop a node leaves that stop running in the
+/// engine: the node can go down seconds after the next `start` found it running.
+pub async fn wait_for_boot_restarting<R, F, Fut>(
+    runner: &R,
+    timeout: Duration,
+    mut restart: F,
+    restart_stopped: bool,
+) -> anyhow::Result<BootReport>
+where
+    R: Runner,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = anyhow::Result<()>>,
+{
     let start = Instant::now();
     let mut last: String;
+    let mut restarts = 0;
     loop {
         match runner.run(&["systemctl", "is-system-running"]).await {
+            Err(DriverError::NodeNotRunning { state, .. })
+                if restart_stopped && state != "Paused" && restarts < MAX_RESTARTS =>
+            {
+                restarts += 1;
+                restart().await?;
+                last = format!("started again after it was seen {state}");
+            }
             Ok(out) => {
                 let state = out.stdout_str().trim().to_string();
                 if state == "running" || state == "degraded" {
@@ -132,6 +162,70 @@ mod tests {
             .unwrap();
         assert_eq!(report.failed_units, vec!["foo.service".to_string()]);
         assert!(report.warning().unwrap().contains("foo.service"));
+    }
+
+    /// A node that stops under the wait (an interrupted `minik stop` finishing in the engine)
+    /// is started again when the caller allows it, and reported stopped when it does not.
+    #[tokio::test]
+    async fn a_node_stopped_under_the_wait_is_started_again_when_allowed() {
+        use minik_driver_api::fake::FakeDriver;
+        use minik_driver_api::{ClusterRequest, Driver, NodeSpec, NullObserver, Role};
+        let dir = tempfile::tempdir().unwrap();
+        let engine = FakeEngine::new(dir.path().join("e.json"));
+        let driver = FakeDriver::new(engine.clone());
+        let request = ClusterRequest {
+            profile: "p".into(),
+            image: "img".into(),
+            cpus: None,
+            memory_mib: None,
+            env: Default::default(),
+        };
+        let spec = NodeSpec {
+            name: "p".into(),
+            role: Role::ControlPlane,
+            index: 0,
+        };
+        driver
+            .create_node(&request, &spec, &NullObserver)
+            .await
+            .unwrap();
+        for (cmd, out) in [
+            ("is-system-running", "running\n"),
+            ("is-active", "active\n"),
+        ] {
+            engine.respond(Response {
+                node: "*".into(),
+                prefix: vec!["systemctl".into(), cmd.into()],
+                exit_code: 0,
+                stdout: out.into(),
+                stderr: String::new(),
+            });
+        }
+        driver.stop_node("p", Duration::ZERO).await.unwrap();
+        let runner = driver.runner("p");
+        let err = wait_for_boot(&runner, Duration::from_millis(300))
+            .await
+            .unwrap_err();
+        assert!(
+            format!("{err}").contains("is Stopped, not running"),
+            "{err}"
+        );
+
+        let restarts = std::sync::atomic::AtomicU32::new(0);
+        let report = wait_for_boot_restarting(
+            &runner,
+            Duration::from_secs(2),
+            || async {
+                restarts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                driver.start_node("p").await?;
+                Ok(())
+            },
+            true,
+        )
+        .await
+        .unwrap();
+        assert_eq!(report.system_state, "running");
+        assert_eq!(restarts.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[tokio::test]

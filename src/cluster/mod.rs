@@ -48,8 +48,19 @@ pub async fn provision<D: Driver>(
         nodes.iter().map(|n| n.name.as_str()),
         reporter,
         boot_timeout,
+        Stopped::Fails,
     )
     .await
+}
+
+/// Whether [`wait_all_booted`] starts a node again that it sees stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stopped {
+    /// A new node that stops has failed: report it.
+    Fails,
+    /// An existing node may be stopped by an engine call still running from an interrupted
+    /// `minik stop`: start it again (a few times at most).
+    Restart,
 }
 
 /// Runs every future to its end, then returns the first error. Node creation uses it instead
@@ -70,12 +81,24 @@ pub async fn wait_all_booted<'a, D: Driver>(
     names: impl Iterator<Item = &'a str>,
     reporter: &Reporter,
     timeout: Duration,
+    stopped: Stopped,
 ) -> anyhow::Result<()> {
     let names: Vec<&str> = names.collect();
     let step = reporter.step("boot", "Waiting for systemd and containerd");
     let results = try_join_all(names.iter().map(|name| async move {
         let runner = driver.runner(name);
-        let report = boot::wait_for_boot(&runner, timeout).await?;
+        let restart = || async move {
+            reporter.warn(&format!(
+                "node {name} stopped while starting (an interrupted `minik stop` still finishing in the engine?): starting it again"
+            ));
+            driver
+                .start_node(name)
+                .await
+                .with_context(|| format!("starting node {name}"))
+        };
+        let report =
+            boot::wait_for_boot_restarting(&runner, timeout, restart, stopped == Stopped::Restart)
+                .await?;
         if let Some(warning) = report.warning() {
             reporter.warn(&format!("node {name}: {warning}"));
         }
@@ -153,6 +176,7 @@ pub async fn start_existing<D: Driver>(
         wanted.iter().map(|n| n.name.as_str()),
         reporter,
         boot_timeout,
+        Stopped::Restart,
     )
     .await
 }

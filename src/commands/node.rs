@@ -73,6 +73,7 @@ pub async fn add(ctx: &Context, args: NodeAddArgs) -> anyhow::Result<u8> {
             std::iter::once(record.name.as_str()),
             reporter,
             args.wait_timeout,
+            cluster::Stopped::Fails,
         )
         .await?;
         if let Some(k) = &profile.kubernetes {
