@@ -18,8 +18,6 @@ use tokio::io::AsyncWrite;
 
 /// Drivers users can choose, in auto-detection order.
 pub const DRIVERS: &[&str] = &["docker", "podman", "qemu"];
-/// Drivers that are planned but not built yet; named so the error can say so.
-pub const PLANNED_DRIVERS: &[&str] = &[];
 
 /// Any driver.
 pub enum AnyDriver {
@@ -67,11 +65,6 @@ impl AnyDriver {
             "fake" => Ok(AnyDriver::Fake(FakeDriver::new(FakeEngine::new(
                 home.fake_engine_file(),
             )))),
-            other if PLANNED_DRIVERS.contains(&other) => Err(fail_with(
-                &DRV_UNKNOWN,
-                format!("driver {other:?} is not available in this version of minik"),
-                format!("Use one of: {}.", DRIVERS.join(", ")),
-            )),
             other => Err(fail_with(
                 &DRV_UNKNOWN,
                 format!("unknown driver {other:?}"),
@@ -336,7 +329,6 @@ mod tests {
     #[test]
     fn qemu_is_a_driver_and_keeps_its_files_in_the_profile() {
         assert_eq!(DRIVERS, ["docker", "podman", "qemu"]);
-        assert!(PLANNED_DRIVERS.is_empty());
         let home = Home::at("/h");
         let layout = Layout::new(home.profiles_dir(), home.vm_disk_cache_dir());
         assert_eq!(layout.profile("p").dir(), home.qemu_profile_dir("p"));

@@ -102,12 +102,6 @@ impl fmt::Display for Failure {
 
 impl std::error::Error for Failure {}
 
-impl Failure {
-    pub fn advice(&self) -> &str {
-        self.advice.as_deref().unwrap_or(self.reason.advice)
-    }
-}
-
 /// Builds an `anyhow::Error` carrying `reason`.
 pub fn fail(reason: &'static Reason, message: impl Into<String>) -> anyhow::Error {
     anyhow::Error::new(Failure {

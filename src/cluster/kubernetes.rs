@@ -109,7 +109,12 @@ impl Plan {
 /// `10.244.0.0/16` pod subnet. Assigned by minik, not the controller-manager, so routes can be
 /// written before any node registers and never change.
 pub fn pod_cidr(index: u32) -> String {
-    format!("10.244.{index}.0/24")
+    // DEFAULT_POD_SUBNET is a /16: its first two octets, the node's index, a /24.
+    let (net, _) = kubeadm::DEFAULT_POD_SUBNET
+        .split_once('/')
+        .expect("DEFAULT_POD_SUBNET is a CIDR");
+    let prefix: Vec<&str> = net.split('.').take(2).collect();
+    format!("{}.{index}.0/24", prefix.join("."))
 }
 
 /// The CNI conflist for a node: a bridge with host-local IPAM over the node's pod CIDR, plus
@@ -152,7 +157,10 @@ pub fn net_script(plan: &Plan, node: &PlannedNode) -> String {
         ));
     }
     s.push_str(
-        "iptables -t nat -C POSTROUTING -s 10.244.0.0/16 ! -d 10.244.0.0/16 -j MASQUERADE 2>/dev/null \\\n  || iptables -t nat -A POSTROUTING -s 10.244.0.0/16 ! -d 10.244.0.0/16 -j MASQUERADE\n",
+        &format!(
+            "iptables -t nat -C POSTROUTING -s {pods} ! -d {pods} -j MASQUERADE 2>/dev/null \\\n  || iptables -t nat -A POSTROUTING -s {pods} ! -d {pods} -j MASQUERADE\n",
+            pods = kubeadm::DEFAULT_POD_SUBNET
+        ),
     );
     s
 }

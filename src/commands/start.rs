@@ -81,7 +81,7 @@ fn validate(args: &StartArgs) -> anyhow::Result<Option<u64>> {
             Some(mib)
         }
     };
-    // minik addons: `--addons` names must exist and need Kubernetes.
+    // Addons: `--addons` names must exist and need Kubernetes.
     super::addons::validate_names(&args.addons)?;
     if !args.addons.is_empty() && args.no_kubernetes {
         return Err(fail(
@@ -190,7 +190,7 @@ async fn create(
         kubernetes: kubernetes.as_ref().map(|v| KubernetesSpec {
             version: v.to_string(),
         }),
-        // minik addons: the defaults plus --addons, recorded explicitly.
+        // Addons: the defaults plus --addons, recorded explicitly.
         addons: if kubernetes.is_some() {
             super::addons::initial_state(&args.addons)?
         } else {
@@ -215,7 +215,7 @@ async fn create(
                 k8s::wait_ready(&driver, &plan, &config, reporter, args.wait_timeout).await?;
             }
             write_kubeconfig(ctx, config, !args.keep_context).await?;
-            // minik addons: apply the enabled ones (warnings only, never a failed start).
+            // Addons: apply the enabled ones (warnings only, never a failed start).
             super::addons::apply_enabled(ctx, &driver, &profile, args.wait, args.wait_timeout)
                 .await;
         }
@@ -344,7 +344,7 @@ async fn write_kubeconfig(
 
 async fn restart(ctx: &Context, args: &StartArgs, mut profile: Profile) -> anyhow::Result<u8> {
     let reporter = &ctx.reporter;
-    // minik addons: `--addons` on an existing profile enables them too.
+    // Addons: `--addons` on an existing profile enables them too.
     if !args.addons.is_empty() && profile.kubernetes.is_none() {
         return Err(fail(
             &crate::errors::GUEST_UNSUPPORTED,

@@ -33,8 +33,8 @@ pub const CRI_SOCKET: &str = "unix:///run/containerd/containerd.sock";
 /// Where the rendered configuration is written in each node. Under /var, which persists
 /// across stop/start, so a restart can compare it with a freshly rendered one.
 pub const KUBEADM_CONFIG_PATH: &str = "/var/lib/minik/kubeadm.yaml";
-/// The API server's port inside the nodes.
-pub const API_SERVER_PORT: u16 = 6443;
+/// The API server's port inside the nodes (the drivers publish it; one definition).
+pub use minik_driver_api::API_SERVER_PORT;
 /// kind's and minik's default pod network.
 pub const DEFAULT_POD_SUBNET: &str = "10.244.0.0/16";
 /// kind's and minik's default service network.

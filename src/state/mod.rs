@@ -44,10 +44,6 @@ impl Home {
         Home { root: root.into() }
     }
 
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-
     /// `profiles/` — one directory per profile.
     pub fn profiles_dir(&self) -> PathBuf {
         self.root.join("profiles")

@@ -107,10 +107,6 @@ impl Reporter {
         self.mode
     }
 
-    pub fn is_json(&self) -> bool {
-        self.mode == Mode::Json
-    }
-
     /// Emits a JSON event line (JSON mode only).
     pub fn event(&self, value: serde_json::Value) {
         if self.mode == Mode::Json {
