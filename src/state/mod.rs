@@ -13,7 +13,7 @@ pub use profile::{
     KubernetesSpec, NodeRecord, PROFILE_SCHEMA, Profile, ProfileLoad, validate_profile_name,
 };
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The directory layout under MINIK_HOME (default `~/.minik`).
 #[derive(Debug, Clone)]
