@@ -1,4 +1,14 @@
-//! [`QemuDriver`]: node VMs with `qemu-system-*`, and [`SshRunner`]: commands in them.
+//! [`QemuDriver`]: node VMs with `qemu-system-*`; [`SshRunner`] (runner.rs): commands in them;
+//! host.rs: what the host sees of a VM; ids.rs: ports, MACs and segments for new ones.
+
+mod host;
+mod ids;
+mod runner;
+
+use host::*;
+pub use host::{find_program, node_state, run_state};
+use ids::*;
+pub use runner::SshRunner;
 
 use crate::accel::{self, Accel, AccelChoice};
 use crate::disk;
@@ -8,20 +18,17 @@ use crate::layout::{
 };
 use crate::process;
 use crate::qmp::{self, Qmp, QmpError};
-use crate::ssh::{self, SshTarget};
 use crate::vm::{self, Arch, VmSpec};
 use minik_driver_api::{
     API_SERVER_PORT, CONTROL_PLANE_PORTS, ClusterRequest, DeleteReport, Driver, DriverError,
-    EngineInfo, ExecRequest, HostState, NodeInfo, NodeSpec, Observer, Role, Runner, copy_by_exec,
-    read_by_exec,
+    EngineInfo, HostState, NodeInfo, NodeSpec, Observer, Role, Runner,
 };
 use minik_driver_docker::DockerDriver;
-use std::net::{Ipv4Addr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::net::Ipv4Addr;
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWrite};
 use tokio::sync::Mutex;
 
 /// vCPUs per node when `--cpus` is not given.
@@ -471,198 +478,6 @@ impl QemuDriver {
     }
 }
 
-/// The pid of the node's qemu, if it runs.
-fn live_pid(node: &NodeFiles) -> Option<i32> {
-    process::read_pid(&node.pidfile()).filter(|pid| process::is_qemu_of(*pid, node.dir()))
-}
-
-/// Removes the pidfile and QMP socket a dead qemu left behind.
-fn clear_runtime_files(node: &NodeFiles) {
-    let _ = std::fs::remove_file(node.pidfile());
-    let _ = std::fs::remove_file(node.qmp());
-}
-
-/// The last lines of the node's serial console, for error messages.
-fn serial_tail(node: &NodeFiles) -> String {
-    let text = std::fs::read_to_string(node.serial_log()).unwrap_or_default();
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim_end)
-        .filter(|l| !l.trim().is_empty())
-        .collect();
-    if lines.is_empty() {
-        return String::new();
-    }
-    let tail = &lines[lines.len().saturating_sub(15)..];
-    format!(
-        "; last lines of {}:\n{}",
-        node.serial_log().display(),
-        tail.join("\n")
-    )
-}
-
-/// Whether an SSH server answers with its banner on 127.0.0.1:`port` right now.
-async fn ssh_banner(port: u16) -> bool {
-    let attempt = async {
-        let mut stream = tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port))
-            .await
-            .ok()?;
-        let mut buf = [0u8; 64];
-        let n = stream.read(&mut buf).await.ok()?;
-        Some(buf[..n].starts_with(b"SSH-"))
-    };
-    matches!(
-        tokio::time::timeout(Duration::from_secs(3), attempt).await,
-        Ok(Some(true))
-    )
-}
-
-/// Whether 127.0.0.1:`port` can be bound.
-fn port_is_free(port: u16) -> bool {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, port)).is_ok()
-}
-
-/// `n` distinct free TCP ports on 127.0.0.1 (all listeners held until all are picked).
-fn free_ports(n: usize) -> Result<Vec<u16>, DriverError> {
-    let mut listeners = Vec::new();
-    let mut ports = Vec::new();
-    for _ in 0..n {
-        let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-            .map_err(|e| DriverError::io("pick a free host port", e))?;
-        ports.push(
-            l.local_addr()
-                .map_err(|e| DriverError::io("pick a free host port", e))?
-                .port(),
-        );
-        listeners.push(l);
-    }
-    Ok(ports)
-}
-
-/// `n` random bytes (from the OS).
-fn random_bytes<const N: usize>() -> [u8; N] {
-    let mut buf = [0u8; N];
-    let filled = std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut buf))
-        .is_ok();
-    if !filled {
-        // No /dev/urandom: derive from the clock and the process (uniqueness, not secrecy).
-        use std::hash::{BuildHasher, Hasher};
-        for (i, b) in buf.iter_mut().enumerate() {
-            let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-            h.write_usize(i);
-            h.write_u128(
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_nanos())
-                    .unwrap_or(0),
-            );
-            *b = h.finish() as u8;
-        }
-    }
-    buf
-}
-
-/// A random locally administered MAC in qemu's 52:54:00 range.
-fn random_mac() -> String {
-    let [a, b, c] = random_bytes::<3>();
-    format!("52:54:00:{a:02x}:{b:02x}:{c:02x}")
-}
-
-/// A random (version 4) UUID.
-fn random_uuid() -> String {
-    let mut b = random_bytes::<16>();
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    let h = hex::encode(b);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..]
-    )
-}
-
-/// A multicast group and port no other profile in `layout` uses.
-fn pick_segment(layout: &Layout) -> Result<Segment, DriverError> {
-    let used: Vec<Segment> = layout
-        .profiles_with_vms()?
-        .iter()
-        .filter_map(|p| {
-            ProfileSettings::load(&layout.profile(p).settings())
-                .ok()
-                .flatten()
-        })
-        .map(|s| s.segment)
-        .collect();
-    loop {
-        let [a, b, c, p1, p2] = random_bytes::<5>();
-        let segment = Segment {
-            group: Ipv4Addr::new(239, a, b, c.max(1)),
-            port: 20000 + (u16::from_le_bytes([p1, p2]) % 40000),
-            subnet: SEGMENT_SUBNET,
-        };
-        if !used
-            .iter()
-            .any(|u| u.group == segment.group || u.port == segment.port)
-        {
-            return Ok(segment);
-        }
-    }
-}
-
-/// The live state of a node's VM, with detail for humans. Never hangs: QMP has a deadline.
-pub async fn node_state(node: &NodeFiles) -> (HostState, Option<String>) {
-    let Some(pid) = process::read_pid(&node.pidfile()) else {
-        return (HostState::Stopped, None);
-    };
-    if !process::is_qemu_of(pid, node.dir()) {
-        return (
-            HostState::Error,
-            Some(
-                "qemu exited without a shutdown (killed or crashed); `minik start` boots it again"
-                    .into(),
-            ),
-        );
-    }
-    let status = async {
-        let mut qmp = Qmp::connect(&node.qmp(), STATUS_TIMEOUT).await?;
-        qmp.query_status().await
-    };
-    match status.await {
-        Ok(state) => run_state(&state.status),
-        Err(e) => (
-            HostState::Error,
-            Some(format!("qemu (pid {pid}) does not answer on QMP: {e}")),
-        ),
-    }
-}
-
-/// Maps qemu's run state to a host state.
-pub fn run_state(status: &str) -> (HostState, Option<String>) {
-    match status {
-        "running" => (HostState::Running, None),
-        "paused" | "suspended" => (HostState::Paused, None),
-        "prelaunch" | "inmigrate" | "restore-vm" => (HostState::Starting, Some(status.into())),
-        "shutdown" => (HostState::Stopped, Some("shutting down".into())),
-        "guest-panicked" => (
-            HostState::Error,
-            Some("the guest kernel panicked (see serial.log)".into()),
-        ),
-        "internal-error" => (
-            HostState::Error,
-            Some("qemu stopped the VM after an internal (accelerator) error".into()),
-        ),
-        "io-error" => (
-            HostState::Error,
-            Some("qemu stopped the VM after a disk I/O error (is the disk full?)".into()),
-        ),
-        other => (HostState::Error, Some(format!("qemu state {other}"))),
-    }
-}
-
 impl Driver for QemuDriver {
     type Runner = SshRunner;
 
@@ -1059,139 +874,6 @@ impl Driver for QemuDriver {
 
 fn qmp_error(node: &str, op: &str, e: QmpError) -> DriverError {
     DriverError::engine(format!("{op} node {node}"), e)
-}
-
-/// Looks `name` up on PATH (or takes it as a path when it has a separator).
-pub fn find_program(name: &str) -> Option<PathBuf> {
-    let p = Path::new(name);
-    if p.components().count() > 1 {
-        return p.is_file().then(|| p.to_path_buf());
-    }
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join(name))
-        .find(|candidate| candidate.is_file())
-}
-
-/// The first line of `program --version` ("QEMU emulator version 10.0.2 ..." becomes
-/// "QEMU 10.0.2"); [`DriverError::EngineNotFound`] when it is not installed.
-async fn program_version(program: &Path) -> Result<String, DriverError> {
-    let not_found = || DriverError::EngineNotFound {
-        engine: "qemu".into(),
-        endpoint: program.display().to_string(),
-    };
-    let name = program.to_string_lossy();
-    if find_program(&name).is_none() {
-        return Err(not_found());
-    }
-    let out = tokio::time::timeout(
-        Duration::from_secs(10),
-        tokio::process::Command::new(program)
-            .arg("--version")
-            .stdin(Stdio::null())
-            .output(),
-    )
-    .await
-    .map_err(|_| DriverError::EngineUnreachable {
-        engine: "qemu".into(),
-        endpoint: program.display().to_string(),
-        detail: "`--version` did not answer within 10s".into(),
-    })?
-    .map_err(|_| not_found())?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    let first = text.lines().next().unwrap_or_default().trim();
-    Ok(parse_version(first).unwrap_or_else(|| first.to_string()))
-}
-
-/// "QEMU emulator version 10.0.2 (Debian ...)" → "QEMU 10.0.2".
-fn parse_version(line: &str) -> Option<String> {
-    let rest = line.split("version").nth(1)?.trim();
-    let v = rest.split_whitespace().next()?;
-    Some(format!("QEMU {v}"))
-}
-
-/// Runs commands in one node VM over SSH (see [`crate::ssh`]). Commands need the VM running:
-/// a stopped, killed or paused VM gives [`DriverError::NodeNotRunning`] at once (checked
-/// through QMP, so a paused VM never leaves ssh waiting); a missing one
-/// [`DriverError::NodeNotFound`].
-#[derive(Debug, Clone)]
-pub struct SshRunner {
-    layout: Layout,
-    node: String,
-}
-
-impl SshRunner {
-    async fn target(&self) -> Result<SshTarget, DriverError> {
-        let not_found = || DriverError::NodeNotFound {
-            node: self.node.clone(),
-        };
-        let (profile, nf) = self.layout.find_node(&self.node)?.ok_or_else(not_found)?;
-        let config = NodeConfig::load(&nf.config())?.ok_or_else(not_found)?;
-        let (state, _) = node_state(&nf).await;
-        if state != HostState::Running {
-            return Err(DriverError::NodeNotRunning {
-                node: self.node.clone(),
-                state: state.to_string(),
-            });
-        }
-        Ok(SshTarget {
-            node: self.node.clone(),
-            port: config.ssh_port,
-            key: self.layout.profile(&profile).key(),
-            known_hosts: nf.known_hosts(),
-        })
-    }
-
-    async fn exec_inner(
-        &self,
-        request: ExecRequest,
-        stdout: &mut (dyn AsyncWrite + Send + Unpin),
-        stderr: &mut (dyn AsyncWrite + Send + Unpin),
-    ) -> Result<i64, DriverError> {
-        let remote = ssh::remote_command(&request).map_err(|detail| DriverError::Exec {
-            node: self.node.clone(),
-            detail,
-        })?;
-        let target = self.target().await?;
-        let log = tempfile::Builder::new()
-            .prefix("minik-ssh-")
-            .tempfile()
-            .map_err(|e| DriverError::io("create the ssh log file", e))?;
-        let args = ssh::ssh_args(&target, request.tty, log.path());
-        ssh::run(
-            &self.node,
-            args,
-            log.path(),
-            remote,
-            request.stdin,
-            stdout,
-            stderr,
-        )
-        .await
-    }
-}
-
-impl Runner for SshRunner {
-    fn node(&self) -> &str {
-        &self.node
-    }
-
-    fn exec_streaming<'a>(
-        &'a self,
-        request: ExecRequest,
-        stdout: &'a mut (dyn AsyncWrite + Send + Unpin),
-        stderr: &'a mut (dyn AsyncWrite + Send + Unpin),
-    ) -> impl std::future::Future<Output = Result<i64, DriverError>> + Send + 'a {
-        self.exec_inner(request, stdout, stderr)
-    }
-
-    /// Writes the file with `sh` over SSH ([`copy_by_exec`]): never half a file.
-    async fn copy_to(&self, path: &str, contents: &[u8], mode: u32) -> Result<(), DriverError> {
-        copy_by_exec(self, path, contents, mode).await
-    }
-
-    async fn read_file(&self, path: &str) -> Result<Vec<u8>, DriverError> {
-        read_by_exec(self, path).await
-    }
 }
 
 #[cfg(test)]
