@@ -20,6 +20,7 @@ mod image;
 pub mod network;
 mod runner;
 mod security;
+mod state;
 
 pub use driver::DockerDriver;
 pub use engine::{

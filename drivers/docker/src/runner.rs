@@ -1,8 +1,8 @@
 //! [`DockerRunner`]: commands and files inside one node container, through the engine's exec
 //! and archive APIs.
 
-use crate::driver::host_state_of;
 use crate::engine::{ContainerEngine, message_of, status_of};
+use crate::state::host_state_of;
 use bollard::container::LogOutput;
 use bollard::errors::Error as BollardError;
 use bollard::exec::{StartExecOptions, StartExecResults};

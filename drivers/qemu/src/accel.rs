@@ -8,8 +8,6 @@
 //! two. Anything else within [`PROBE_TIMEOUT`] (an error, a hang, a KVM internal error) means
 //! TCG, with a warning that says why.
 
-use serde::{Deserialize, Serialize};
-use std::fmt;
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
@@ -19,45 +17,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 /// panic in one or two seconds; under TCG that takes about three.
 pub const PROBE_TIMEOUT: Duration = Duration::from_secs(15);
 
-/// The accelerator a VM runs with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Accel {
-    /// Linux KVM.
-    Kvm,
-    /// macOS Hypervisor.framework.
-    Hvf,
-    /// qemu's own emulation: no host support needed, several times slower.
-    Tcg,
-}
-
-impl Accel {
-    /// The `-accel` value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Accel::Kvm => "kvm",
-            Accel::Hvf => "hvf",
-            Accel::Tcg => "tcg",
-        }
-    }
-
-    /// The hardware accelerator of this host's OS, if it has one qemu supports.
-    pub fn native() -> Option<Accel> {
-        if cfg!(target_os = "linux") {
-            Some(Accel::Kvm)
-        } else if cfg!(target_os = "macos") {
-            Some(Accel::Hvf)
-        } else {
-            None
-        }
-    }
-}
-
-impl fmt::Display for Accel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::machine::Accel;
 
 /// What the user asked for (`--qemu-accel`, `MINIK_QEMU_ACCEL`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -124,7 +84,7 @@ pub fn unavailable_reason(accel: Accel) -> Option<String> {
 
 /// The qemu arguments of the probe: the kernel alone, a root that does not exist, no devices.
 pub fn probe_args(
-    arch: crate::vm::Arch,
+    arch: crate::machine::Arch,
     accel: Accel,
     kernel: &Path,
     serial: &Path,
@@ -155,7 +115,7 @@ pub fn probe_args(
         "-chardev".to_string(),
         format!(
             "file,id=serial0,path={}",
-            crate::vm::escape(&serial.display().to_string())
+            crate::machine::escape(&serial.display().to_string())
         ),
         "-serial".to_string(),
         "chardev:serial0".to_string(),
@@ -178,7 +138,7 @@ pub fn is_fatal_accel_line(line: &str) -> bool {
 /// plus the time to kill qemu.
 pub async fn probe(
     qemu: &Path,
-    arch: crate::vm::Arch,
+    arch: crate::machine::Arch,
     accel: Accel,
     kernel: &Path,
     timeout: Duration,
@@ -282,7 +242,7 @@ mod tests {
     #[test]
     fn probe_boots_the_kernel_alone() {
         let args = probe_args(
-            crate::vm::Arch::X86_64,
+            crate::machine::Arch::X86_64,
             Accel::Kvm,
             Path::new("/k/vmlinuz"),
             Path::new("/t/serial,log"),

@@ -290,7 +290,7 @@ pub struct ProfileSettings {
     pub image: String,
     /// The accelerator the profile's VMs run with; `None` until the first node decides it.
     #[serde(default)]
-    pub accel: Option<crate::accel::Accel>,
+    pub accel: Option<crate::machine::Accel>,
     /// Disk size of every node (the overlay's virtual size), MiB.
     pub disk_size_mib: u64,
     /// The node-to-node segment.

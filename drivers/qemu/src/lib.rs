@@ -37,6 +37,7 @@ pub mod disk;
 mod driver;
 pub mod keys;
 pub mod layout;
+pub mod machine;
 pub mod process;
 pub mod qmp;
 pub mod ssh;

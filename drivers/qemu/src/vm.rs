@@ -5,7 +5,7 @@
 //! The guest side is `minik-vm-setup` in the VM layer (drivers/qemu/vm-image): it reads the
 //! `minik.*` parameters from `/proc/cmdline` on every boot, and the SSH host key from fw_cfg.
 
-use crate::accel::Accel;
+use crate::machine::Accel;
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 use std::path::Path;
@@ -28,63 +28,7 @@ pub const HOST_KEY_FW_CFG: &str = "opt/io.minik/ssh_host_ed25519_key";
 /// The guest port of the API server.
 const API_SERVER_PORT: u16 = minik_driver_api::API_SERVER_PORT;
 
-/// A CPU architecture qemu can run nodes for, with its board and console.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Arch {
-    /// x86_64: the `pc` board, console on the first 16550 UART.
-    X86_64,
-    /// aarch64: the `virt` board, console on the PL011 UART.
-    Aarch64,
-}
-
-impl Arch {
-    /// This host's architecture, when qemu nodes are supported on it.
-    pub fn host() -> Option<Arch> {
-        match std::env::consts::ARCH {
-            "x86_64" => Some(Arch::X86_64),
-            "aarch64" => Some(Arch::Aarch64),
-            _ => None,
-        }
-    }
-
-    /// The system emulator's binary name.
-    pub fn qemu_system(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "qemu-system-x86_64",
-            Arch::Aarch64 => "qemu-system-aarch64",
-        }
-    }
-
-    /// The board (`-machine`). x86 uses `pc` (i440fx): the simplest board, which boots fastest
-    /// under TCG; nothing here needs q35's PCIe.
-    pub fn machine(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "pc",
-            Arch::Aarch64 => "virt",
-        }
-    }
-
-    /// The CPU model: the host's own under hardware acceleration, qemu's richest under TCG.
-    pub fn cpu(self, accel: Accel) -> &'static str {
-        match accel {
-            Accel::Kvm | Accel::Hvf => "host",
-            Accel::Tcg => "max",
-        }
-    }
-
-    /// The kernel's name of the serial console.
-    pub fn console(self) -> &'static str {
-        match self {
-            Arch::X86_64 => "ttyS0",
-            Arch::Aarch64 => "ttyAMA0",
-        }
-    }
-}
-
-/// Escapes a value for a qemu option string (`key=value,key=value`): commas are doubled.
-pub fn escape(value: &str) -> String {
-    value.replace(',', ",,")
-}
+pub use crate::machine::{Arch, escape};
 
 /// Everything that makes up one node VM's command line.
 #[derive(Debug, Clone)]
