@@ -6,14 +6,14 @@
 //! (progress reporter), `errors` (reason registry and exit codes).
 
 pub mod addons;
+pub mod any_driver;
 pub mod cli;
 pub mod cluster;
 pub mod commands;
-pub mod drivers;
 pub mod errors;
 pub mod images;
 pub mod interrupt;
-pub mod kube;
+pub mod k8s;
 pub mod node_image;
 pub mod state;
 pub mod ui;

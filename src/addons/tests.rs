@@ -384,7 +384,7 @@ fn supported_ranges_warn_outside_only() {
 
 #[test]
 fn the_shipped_ranges_flag_only_the_aged_dashboard_on_the_default_version() {
-    let default = crate::kube::version::KubernetesVersion::resolve("stable")
+    let default = crate::k8s::version::KubernetesVersion::resolve("stable")
         .unwrap()
         .to_string();
     let warns = |name: &str| {

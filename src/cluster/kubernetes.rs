@@ -16,9 +16,9 @@
 //! node image).
 
 use crate::errors::{K8S_BOOTSTRAP, K8S_NOT_READY, fail_with};
-use crate::kube::kubeadm::{self, KUBEADM_CONFIG_PATH, KubeadmParams, NodeRole};
-use crate::kube::kubeconfig;
-use crate::kube::version::KubernetesVersion;
+use crate::k8s::kubeadm::{self, KUBEADM_CONFIG_PATH, KubeadmParams, NodeRole};
+use crate::k8s::kubeconfig;
+use crate::k8s::version::KubernetesVersion;
 use crate::ui::Reporter;
 use anyhow::Context as _;
 use futures_util::future::try_join_all;

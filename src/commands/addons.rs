@@ -3,8 +3,8 @@
 
 use super::{Context, live_nodes, state_of};
 use crate::addons::{self, apply::Target, apply::WaitOptions};
+use crate::any_driver::AnyDriver;
 use crate::cli::{AddonsDisableArgs, AddonsEnableArgs, AddonsImagesArgs};
-use crate::drivers::AnyDriver;
 use crate::errors::{GUEST_NOT_RUNNING, GUEST_UNSUPPORTED, USAGE, fail_with};
 use crate::state::{Profile, ProfileLoad, ProfileLock};
 use minik_driver_api::{Driver, NodeInfo};

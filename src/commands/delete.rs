@@ -8,9 +8,9 @@
 //! half-deleted.
 
 use super::Context;
+use crate::any_driver::AnyDriver;
 use crate::cli::DeleteArgs;
-use crate::drivers::AnyDriver;
-use crate::kube::kubeconfig::{self, DEFAULT_LOCK_TIMEOUT};
+use crate::k8s::kubeconfig::{self, DEFAULT_LOCK_TIMEOUT};
 use crate::state::{Profile, ProfileLoad, ProfileLock};
 use minik_driver_api::{DeleteReport, Driver};
 use serde_json::json;

@@ -1,8 +1,8 @@
 //! `minik image load|ls|rm`: images in every node's containerd (src/images).
 
 use super::{Context, live_nodes, state_of};
+use crate::any_driver::AnyDriver;
 use crate::cli::{ImageLoadArgs, ImageRmArgs};
-use crate::drivers::AnyDriver;
 use crate::errors::{GUEST_IMAGE_NOT_FOUND, fail_with};
 use crate::images::{self, Outcome, Source, reference};
 use crate::state::Profile;
@@ -31,7 +31,7 @@ async fn engine_for(
         return Ok(None);
     }
     let mut tried = Vec::new();
-    for name in crate::drivers::DRIVERS {
+    for name in crate::any_driver::DRIVERS {
         let Ok(candidate) = AnyDriver::connect(name, &ctx.home) else {
             tried.push(format!("{name}: not available"));
             continue;

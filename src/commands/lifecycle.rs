@@ -6,9 +6,9 @@
 //! profiles.
 
 use super::{Context, live_nodes, state_of};
+use crate::any_driver::AnyDriver;
 use crate::cli::{PauseArgs, StopArgs};
 use crate::cluster::pause::{self, Namespaces};
-use crate::drivers::AnyDriver;
 use crate::errors::{GUEST_NOT_RUNNING, USAGE, fail_with};
 use crate::state::{Profile, ProfileLoad, ProfileLock};
 use anyhow::Context as _;

@@ -15,11 +15,11 @@ mod start;
 mod status;
 mod update_context;
 
+use crate::any_driver::AnyDriver;
 use crate::cli::{
     AddonsCommand, Command, GlobalArgs, ImageCommand, NodeCommand, NodeImageCommand, OutputFormat,
     ProfileCommand,
 };
-use crate::drivers::AnyDriver;
 use crate::errors::{GUEST_NOT_FOUND, fail_with};
 use crate::state::{Home, Profile, ProfileLoad, validate_profile_name};
 use crate::ui::{Mode, Reporter};

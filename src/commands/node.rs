@@ -3,9 +3,9 @@
 use super::start::{kubernetes_plan, request_for};
 use super::{Context, live_nodes, state_of};
 use crate::cli::{NodeAddArgs, NodeDeleteArgs};
-use crate::cluster::{self, kubernetes as k8s};
+use crate::cluster::{self, kubernetes};
 use crate::errors::{GUEST_NOT_RUNNING, GUEST_UNSUPPORTED, USAGE, fail_with};
-use crate::kube::version::KubernetesVersion;
+use crate::k8s::version::KubernetesVersion;
 use crate::state::{NodeRecord, ProfileLock};
 use minik_driver_api::{Driver, HostState, NodeSpec, Role, Runner};
 use serde_json::json;
@@ -82,7 +82,7 @@ pub async fn add(ctx: &Context, args: NodeAddArgs) -> anyhow::Result<u8> {
             let version = KubernetesVersion::resolve(&k.version)?;
             let mut plan = kubernetes_plan(&driver, &grown, version, false).await?;
             let cp = driver.runner(&plan.control_plane().name);
-            plan.token = k8s::create_token(&cp).await?;
+            plan.token = kubernetes::create_token(&cp).await?;
             let new = plan
                 .nodes
                 .iter()
@@ -92,7 +92,7 @@ pub async fn add(ctx: &Context, args: NodeAddArgs) -> anyhow::Result<u8> {
             let step = reporter.step("network", "Configuring the pod network");
             let r = async {
                 for node in &plan.nodes {
-                    k8s::configure_network(&driver.runner(&node.name), &plan, node).await?;
+                    kubernetes::configure_network(&driver.runner(&node.name), &plan, node).await?;
                 }
                 anyhow::Ok(())
             }
@@ -101,19 +101,20 @@ pub async fn add(ctx: &Context, args: NodeAddArgs) -> anyhow::Result<u8> {
             let step = reporter.step("kubeadm-join", format!("Joining {}", record.name));
             let runner = driver.runner(&record.name);
             let r = async {
-                k8s::write_kubeadm_config(&runner, &plan, &new).await?;
-                k8s::join(&runner).await
+                kubernetes::write_kubeadm_config(&runner, &plan, &new).await?;
+                kubernetes::join(&runner).await
             }
             .await;
             step.finish_with(r)?;
             if args.wait {
-                let admin = cp.read_file(k8s::ADMIN_CONF).await?;
-                let config = crate::kube::kubeconfig::export(
+                let admin = cp.read_file(kubernetes::ADMIN_CONF).await?;
+                let config = crate::k8s::kubeconfig::export(
                     &String::from_utf8_lossy(&admin),
                     &profile.name,
-                    &crate::kube::kubeconfig::local_server(plan.api_port),
+                    &crate::k8s::kubeconfig::local_server(plan.api_port),
                 )?;
-                k8s::wait_ready(&driver, &plan, &config, reporter, args.wait_timeout).await?;
+                kubernetes::wait_ready(&driver, &plan, &config, reporter, args.wait_timeout)
+                    .await?;
             }
         }
         anyhow::Ok(())
@@ -173,7 +174,7 @@ pub async fn delete(ctx: &Context, args: NodeDeleteArgs) -> anyhow::Result<u8> {
             shrunk.nodes.retain(|n| n.name != record.name);
             let version = KubernetesVersion::resolve(&k.version)?;
             let plan = kubernetes_plan(&driver, &shrunk, version, false).await?;
-            let departing = k8s::PlannedNode {
+            let departing = kubernetes::PlannedNode {
                 name: record.name.clone(),
                 role: record.role,
                 index: record.index,
@@ -183,7 +184,7 @@ pub async fn delete(ctx: &Context, args: NodeDeleteArgs) -> anyhow::Result<u8> {
                 "drain",
                 format!("Removing {} from the cluster", record.name),
             );
-            step.finish_with(k8s::remove_node(&driver, &plan, &departing, reporter).await)?;
+            step.finish_with(kubernetes::remove_node(&driver, &plan, &departing, reporter).await)?;
         } else {
             reporter.warn(&format!(
                 "the control plane is {cp_state}: node {} is removed without draining it",

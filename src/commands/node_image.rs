@@ -3,11 +3,11 @@
 //! local directory.
 
 use super::Context;
+use crate::any_driver::AnyDriver;
 use crate::cli::{ContainerdSource, NodeImageBuildArgs};
-use crate::drivers::AnyDriver;
 use crate::errors::{DRV_IMAGE, INTERNAL, USAGE, fail, fail_with};
-use crate::kube::release::{self, Arch, BinarySource, ProgressEvent};
-use crate::kube::version::KubernetesVersion;
+use crate::k8s::release::{self, Arch, BinarySource, ProgressEvent};
+use crate::k8s::version::KubernetesVersion;
 use crate::node_image;
 use crate::ui::Mode;
 use minik_driver_api::Driver;
@@ -170,7 +170,7 @@ pub async fn build(ctx: &Context, args: NodeImageBuildArgs) -> anyhow::Result<u8
         build_plan(ctx, docker, &plan).await?;
     }
     if vm {
-        let qemu = crate::drivers::qemu_driver(&ctx.home)?;
+        let qemu = crate::any_driver::qemu_driver(&ctx.home)?;
         let disk = qemu.base_disk(&plan.tag);
         let current = disk.is_complete()
             && minik_driver_qemu::disk::DiskSource::load(&disk)

@@ -1,7 +1,7 @@
 //! `minik profile list`.
 
 use super::Context;
-use crate::drivers::AnyDriver;
+use crate::any_driver::AnyDriver;
 use crate::state::{Profile, ProfileLoad};
 use minik_driver_api::{Driver, HostState};
 use serde::Serialize;
@@ -79,7 +79,7 @@ pub async fn list(ctx: &Context) -> anyhow::Result<u8> {
     let mut rows = rows;
     // Leftovers: labelled resources (or a qemu driver's VM directories) whose profile file
     // is gone. A profile directory without its file is listed here too, not skipped.
-    for driver in crate::drivers::DRIVERS.iter().chain(&["fake"]) {
+    for driver in crate::any_driver::DRIVERS.iter().chain(&["fake"]) {
         let opened;
         let d = match engines.get(*driver) {
             Some(e) => match &e.driver {

@@ -2,13 +2,13 @@
 
 use super::Context;
 use super::node_image::BuildPlan;
+use crate::any_driver::AnyDriver;
 use crate::cli::{StartArgs, parse_memory_mib};
 use crate::cluster;
-use crate::cluster::kubernetes as k8s;
-use crate::drivers::AnyDriver;
+use crate::cluster::kubernetes;
 use crate::errors::{DRV_IMAGE, GUEST_PROFILE_ORPHANED, USAGE, fail, fail_with};
-use crate::kube::kubeconfig;
-use crate::kube::version::KubernetesVersion;
+use crate::k8s::kubeconfig;
+use crate::k8s::version::KubernetesVersion;
 use crate::state::{KubernetesSpec, Profile, ProfileLoad, ProfileLock};
 use minik_driver_api::{ClusterRequest, Driver, NodeSpec, Runner};
 use serde_json::json;
@@ -210,9 +210,10 @@ async fn create(
         cluster::provision(&driver, &request, &nodes, reporter, args.wait_timeout).await?;
         if let Some(version) = &kubernetes {
             let plan = kubernetes_plan(&driver, &profile, version.clone(), true).await?;
-            let config = k8s::bootstrap(&driver, &plan, reporter).await?;
+            let config = kubernetes::bootstrap(&driver, &plan, reporter).await?;
             if args.wait {
-                k8s::wait_ready(&driver, &plan, &config, reporter, args.wait_timeout).await?;
+                kubernetes::wait_ready(&driver, &plan, &config, reporter, args.wait_timeout)
+                    .await?;
             }
             write_kubeconfig(ctx, config, !args.keep_context).await?;
             // Addons: apply the enabled ones (warnings only, never a failed start).
@@ -257,7 +258,7 @@ pub(super) async fn kubernetes_plan(
     profile: &Profile,
     version: KubernetesVersion,
     new_token: bool,
-) -> anyhow::Result<k8s::Plan> {
+) -> anyhow::Result<kubernetes::Plan> {
     let live = driver.list_nodes(&profile.name).await?;
     let mut nodes = Vec::new();
     for n in &profile.nodes {
@@ -273,7 +274,7 @@ pub(super) async fn kubernetes_plan(
                 format!("node {} has no address on the profile network", n.name),
             )
         })?;
-        nodes.push(k8s::PlannedNode {
+        nodes.push(kubernetes::PlannedNode {
             name: n.name.clone(),
             role: n.role,
             index: n.index,
@@ -292,14 +293,14 @@ pub(super) async fn kubernetes_plan(
             )
         })?;
     let runner = driver.runner(cp);
-    let cgroup_v1 = k8s::detect_cgroup_v1(&runner).await?;
+    let cgroup_v1 = kubernetes::detect_cgroup_v1(&runner).await?;
     let token = if new_token {
-        crate::kube::kubeadm::random_token()
+        crate::k8s::kubeadm::random_token()
             .map_err(|e| fail(&crate::errors::INTERNAL, format!("no randomness: {e}")))?
     } else {
         String::new()
     };
-    Ok(k8s::Plan {
+    Ok(kubernetes::Plan {
         profile: profile.name.clone(),
         version,
         nodes,
@@ -452,14 +453,14 @@ async fn restart(ctx: &Context, args: &StartArgs, mut profile: Profile) -> anyho
             }
         }
         let cp = driver.runner(&plan.control_plane().name);
-        let admin = cp.read_file(k8s::ADMIN_CONF).await?;
+        let admin = cp.read_file(kubernetes::ADMIN_CONF).await?;
         let config = kubeconfig::export(
             &String::from_utf8_lossy(&admin),
             &profile.name,
             &kubeconfig::local_server(plan.api_port),
         )?;
         if args.wait {
-            k8s::wait_ready(&driver, &plan, &config, reporter, args.wait_timeout).await?;
+            kubernetes::wait_ready(&driver, &plan, &config, reporter, args.wait_timeout).await?;
         }
         write_kubeconfig(ctx, config, !args.keep_context).await?;
         // Re-apply the enabled addons after every restart (objects deleted by hand come
@@ -503,11 +504,11 @@ async fn ensure_image(
 
 /// Fails when a node's address differs from the one its kubeadm configuration was written
 /// for (certificates and kubeconfigs name it): the cluster cannot come back as it was.
-async fn check_addresses(driver: &AnyDriver, plan: &k8s::Plan) -> anyhow::Result<()> {
+async fn check_addresses(driver: &AnyDriver, plan: &kubernetes::Plan) -> anyhow::Result<()> {
     for node in &plan.nodes {
         let runner = driver.runner(&node.name);
         let config = match runner
-            .read_file(crate::kube::kubeadm::KUBEADM_CONFIG_PATH)
+            .read_file(crate::k8s::kubeadm::KUBEADM_CONFIG_PATH)
             .await
         {
             Ok(c) => String::from_utf8_lossy(&c).into_owned(),

@@ -3,10 +3,10 @@
 //! (docs/exit-codes.md).
 
 use super::{Context, live_nodes, state_of};
+use crate::any_driver::AnyDriver;
 use crate::cli::StatusArgs;
 use crate::cluster::health::{self, ComponentState};
-use crate::drivers::AnyDriver;
-use crate::kube::kubeconfig::{self, KubeconfigStatus};
+use crate::k8s::kubeconfig::{self, KubeconfigStatus};
 use crate::state::{NodeRecord, Profile};
 use futures_util::future::join_all;
 use minik_driver_api::{Driver, HostState, NodeInfo, Role};

@@ -7,7 +7,7 @@ use super::{Context, live_nodes, state_of};
 use crate::errors::{
     GUEST_NOT_RUNNING, GUEST_UNSUPPORTED, HOST_KUBECONFIG, INTERNAL, fail, fail_with,
 };
-use crate::kube::kubeconfig::{self, DEFAULT_LOCK_TIMEOUT};
+use crate::k8s::kubeconfig::{self, DEFAULT_LOCK_TIMEOUT};
 use minik_driver_api::HostState;
 use serde_json::json;
 
