@@ -15,6 +15,7 @@ pub mod images;
 pub mod interrupt;
 pub mod k8s;
 pub mod node_image;
+pub mod session;
 pub mod state;
 pub mod ui;
 

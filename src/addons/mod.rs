@@ -10,6 +10,7 @@
 //! `{http_port}`, `{https_port}`).
 
 pub mod apply;
+pub mod profile;
 
 use serde::Deserialize;
 use serde_json::Value;

@@ -15,10 +15,11 @@
 //! a cluster comes up with nothing to pull beyond what kubeadm itself needs (preloaded in the
 //! node image).
 
-use crate::errors::{K8S_BOOTSTRAP, K8S_NOT_READY, fail_with};
+use crate::errors::{K8S_BOOTSTRAP, K8S_NOT_READY, fail, fail_with};
 use crate::k8s::kubeadm::{self, KUBEADM_CONFIG_PATH, KubeadmParams, NodeRole};
 use crate::k8s::kubeconfig;
 use crate::k8s::version::KubernetesVersion;
+use crate::state::Profile;
 use crate::ui::Reporter;
 use anyhow::Context as _;
 use futures_util::future::try_join_all;
@@ -669,6 +670,66 @@ async fn not_ready_error<D: Driver>(
             plan.profile
         ),
     )
+}
+
+/// The Kubernetes plan for a profile's live nodes. `new_token` makes a fresh bootstrap token
+/// (creation); a restart needs none.
+pub async fn plan_for<D: Driver>(
+    driver: &D,
+    profile: &Profile,
+    version: KubernetesVersion,
+    new_token: bool,
+) -> anyhow::Result<Plan> {
+    let live = driver.list_nodes(&profile.name).await?;
+    let mut nodes = Vec::new();
+    for n in &profile.nodes {
+        let info = live.iter().find(|l| l.name == n.name).ok_or_else(|| {
+            crate::errors::fail(
+                &crate::errors::GUEST_PROVISION,
+                format!("node {} disappeared while starting", n.name),
+            )
+        })?;
+        let ip = info.ip.clone().ok_or_else(|| {
+            crate::errors::fail(
+                &crate::errors::GUEST_PROVISION,
+                format!("node {} has no address on the profile network", n.name),
+            )
+        })?;
+        nodes.push(PlannedNode {
+            name: n.name.clone(),
+            role: n.role,
+            index: n.index,
+            ip,
+        });
+    }
+    let cp = &profile.control_plane().name;
+    let api_port = live
+        .iter()
+        .find(|l| &l.name == cp)
+        .and_then(|l| l.api_port)
+        .ok_or_else(|| {
+            crate::errors::fail(
+                &crate::errors::GUEST_PROVISION,
+                format!("control plane {cp} publishes no API server port"),
+            )
+        })?;
+    let runner = driver.runner(cp);
+    let cgroup_v1 = detect_cgroup_v1(&runner).await?;
+    let token = if new_token {
+        crate::k8s::kubeadm::random_token()
+            .map_err(|e| fail(&crate::errors::INTERNAL, format!("no randomness: {e}")))?
+    } else {
+        String::new()
+    };
+    Ok(Plan {
+        profile: profile.name.clone(),
+        version,
+        nodes,
+        api_port,
+        token,
+        cgroup_v1,
+        slow_nodes: driver.emulated(&profile.name),
+    })
 }
 
 #[cfg(test)]

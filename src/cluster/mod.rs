@@ -6,11 +6,13 @@ pub mod health;
 pub mod kubernetes;
 pub mod pause;
 
-use crate::errors::{GUEST_PROVISION, fail_with};
+use crate::errors::{GUEST_NOT_RUNNING, GUEST_PROVISION, fail_with};
+use crate::state::{NodeRecord, Profile};
 use crate::ui::Reporter;
 use anyhow::Context as _;
 use futures_util::future::try_join_all;
-use minik_driver_api::{ClusterRequest, Driver, HostState, NodeSpec};
+use minik_driver_api::{ClusterRequest, Driver, HostState, NodeInfo, NodeSpec};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Creates a new profile's nodes: network → nodes (in parallel) → boot (in parallel).
@@ -229,6 +231,84 @@ pub fn command_failed(node: &str, what: &str, detail: &str) -> anyhow::Error {
         format!("{what} failed on node {node}: {detail}"),
         format!("Run `{}` to see the node's journal.", logs_command(node)),
     )
+}
+
+/// Picks the node named by `-n` (full name or suffix), default the first control plane.
+pub fn pick_node<'a>(profile: &'a Profile, wanted: Option<&str>) -> anyhow::Result<&'a NodeRecord> {
+    match wanted {
+        None => Ok(profile.control_plane()),
+        Some(w) => profile.find_node(w).ok_or_else(|| {
+            let known: Vec<String> = profile.nodes.iter().map(|n| n.name.clone()).collect();
+            crate::cluster::unknown_node(&profile.name, w, &known)
+        }),
+    }
+}
+
+/// Fails unless the node is running.
+pub fn require_running(profile: &Profile, node: &str, state: HostState) -> anyhow::Result<()> {
+    if state == HostState::Running {
+        return Ok(());
+    }
+    let advice = if state == HostState::Paused {
+        format!("Resume it with `minik unpause -p {}`.", profile.name)
+    } else {
+        format!("Start it with `minik start -p {}`.", profile.name)
+    };
+    Err(fail_with(
+        &GUEST_NOT_RUNNING,
+        format!("node {node} is {state}"),
+        advice,
+    ))
+}
+
+/// The engine request for a profile's nodes.
+pub fn request_for(profile: &Profile) -> ClusterRequest {
+    ClusterRequest {
+        profile: profile.name.clone(),
+        image: profile.image.clone(),
+        cpus: profile.cpus,
+        memory_mib: profile.memory_mib,
+        env: BTreeMap::new(),
+    }
+}
+
+/// The live state of one recorded node (Nonexistent when the engine has no such node).
+pub fn state_of(live: &[NodeInfo], name: &str) -> HostState {
+    live.iter()
+        .find(|n| n.name == name)
+        .map(|n| n.state)
+        .unwrap_or(HostState::Nonexistent)
+}
+
+/// Best effort, before stopping or deleting a Kubernetes profile: resumes what `minik pause` froze in the
+/// running nodes, so their shutdown is clean and no stale marker survives (a failure is only a
+/// warning: the stop goes ahead and the engine kills what does not stop). Before a delete it is
+/// what makes the delete possible: on cgroup v1 a frozen process cannot die, so the engine
+/// cannot kill a node that still holds paused containers ("did not receive an exit event").
+pub async fn thaw_before_stop<D: Driver>(
+    driver: &D,
+    live: &[NodeInfo],
+    nodes: &[&str],
+    reporter: &Reporter,
+) {
+    let running: Vec<&str> = nodes
+        .iter()
+        .copied()
+        .filter(|n| state_of(live, n) == HostState::Running)
+        .collect();
+    let results = futures_util::future::join_all(
+        running
+            .iter()
+            .map(|n| async move { (*n, pause::thaw_before_stop(&driver.runner(n)).await) }),
+    )
+    .await;
+    for (node, result) in results {
+        if let Err(e) = result {
+            reporter.warn(&format!(
+                "node {node}: could not resume paused containers: {e:#}"
+            ));
+        }
+    }
 }
 
 #[cfg(test)]

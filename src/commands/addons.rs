@@ -1,85 +1,13 @@
 //! `minik addons list|enable|disable`, and the start hook that applies a profile's enabled
 //! addons ([`apply_enabled`]).
 
-use super::{Context, live_nodes, state_of};
-use crate::addons::{self, apply::Target, apply::WaitOptions};
-use crate::any_driver::AnyDriver;
+use super::{Context, live_nodes};
+use crate::addons::profile::{as_configured, require_kubernetes, target};
+use crate::addons::{self, apply::WaitOptions};
 use crate::cli::{AddonsDisableArgs, AddonsEnableArgs, AddonsImagesArgs};
-use crate::errors::{GUEST_NOT_RUNNING, GUEST_UNSUPPORTED, USAGE, fail_with};
+use crate::errors::{USAGE, fail_with};
 use crate::state::{Profile, ProfileLoad, ProfileLock};
-use minik_driver_api::{Driver, NodeInfo};
 use serde_json::json;
-use std::borrow::Cow;
-use std::time::Duration;
-
-/// Refuses profiles without Kubernetes.
-fn require_kubernetes(profile: &Profile) -> anyhow::Result<()> {
-    if profile.kubernetes.is_none() {
-        return Err(fail_with(
-            &GUEST_UNSUPPORTED,
-            format!(
-                "profile \"{}\" runs without Kubernetes (--no-kubernetes): addons need a cluster",
-                profile.name
-            ),
-            "Create a profile with Kubernetes (`minik start -p NAME`) to use addons.",
-        ));
-    }
-    Ok(())
-}
-
-/// The cluster to apply addons to: every node running and Kubernetes not paused.
-async fn target<'a>(
-    profile: &'a Profile,
-    driver: &'a AnyDriver,
-    live: &[NodeInfo],
-) -> anyhow::Result<Target<'a, AnyDriver>> {
-    for n in &profile.nodes {
-        super::ssh::require_running(profile, &n.name, state_of(live, &n.name))?;
-    }
-    for n in &profile.nodes {
-        let runner = driver.runner(&n.name);
-        if !crate::cluster::pause::read_marker(&runner)
-            .await?
-            .is_empty()
-        {
-            return Err(fail_with(
-                &GUEST_NOT_RUNNING,
-                format!("profile \"{}\" is paused (node {})", profile.name, n.name),
-                format!(
-                    "Resume it with `minik unpause -p {}`, then retry.",
-                    profile.name
-                ),
-            ));
-        }
-    }
-    let cp = profile.control_plane();
-    Ok(Target {
-        driver,
-        profile: &profile.name,
-        control_plane: cp.name.clone(),
-        control_plane_ip: live
-            .iter()
-            .find(|l| l.name == cp.name)
-            .and_then(|l| l.ip.clone()),
-        control_plane_ports: live
-            .iter()
-            .find(|l| l.name == cp.name)
-            .map(|l| l.ports.clone())
-            .unwrap_or_default(),
-        nodes: profile.nodes.iter().map(|n| n.name.clone()).collect(),
-        engine: driver.as_container_engine().map(|e| (e, driver.name())),
-        kubernetes: profile.kubernetes.as_ref().map(|k| k.version.as_str()),
-    })
-}
-
-/// The addon as this profile runs it: with the image replacements recorded by
-/// `addons enable --images/--registries`.
-fn as_configured<'a>(profile: &Profile, addon: &'a addons::Addon) -> Cow<'a, addons::Addon> {
-    match profile.addon_images.get(&addon.name) {
-        Some(resolved) if !resolved.is_empty() => Cow::Owned(addon.with_images(resolved)),
-        _ => Cow::Borrowed(addon),
-    }
-}
 
 /// `--images`/`--registries` for `addon`, checked: name → reference for the images that differ
 /// from the defaults. MK_USAGE naming the valid image names otherwise.
@@ -320,94 +248,4 @@ pub async fn disable(ctx: &Context, args: AddonsDisableArgs) -> anyhow::Result<u
         ));
     }
     Ok(0)
-}
-
-/// Checks `--addons` names before anything is created.
-pub fn validate_names(names: &[String]) -> anyhow::Result<()> {
-    for n in names {
-        addons::find(n)?;
-    }
-    Ok(())
-}
-
-/// The addon map of a new profile: the defaults plus `extra` (and what they need).
-pub fn initial_state(extra: &[String]) -> anyhow::Result<std::collections::BTreeMap<String, bool>> {
-    let mut wanted = addons::defaults()?;
-    wanted.extend(extra.iter().cloned());
-    let on = addons::with_requirements(&wanted)?;
-    Ok(addons::all()?
-        .iter()
-        .map(|a| (a.name.clone(), on.contains(&a.name)))
-        .collect())
-}
-
-/// Start hook: applies every enabled addon of a (running, just started or created) Kubernetes
-/// profile, requirements first. Never fails the start: a failing addon is a warning (the
-/// cluster is usable, and `minik addons enable NAME` retries it).
-pub async fn apply_enabled(
-    ctx: &Context,
-    driver: &AnyDriver,
-    profile: &Profile,
-    wait: bool,
-    timeout: Duration,
-) {
-    if let Err(e) = try_apply_enabled(ctx, driver, profile, wait, timeout).await {
-        ctx.reporter.warn(&format!(
-            "could not apply the addons of \"{}\": {e:#} (retry with `minik addons enable -p {} NAME`)",
-            profile.name, profile.name
-        ));
-    }
-}
-
-async fn try_apply_enabled(
-    ctx: &Context,
-    driver: &AnyDriver,
-    profile: &Profile,
-    wait: bool,
-    timeout: Duration,
-) -> anyhow::Result<()> {
-    if profile.kubernetes.is_none() {
-        return Ok(());
-    }
-    let enabled: Vec<String> = profile
-        .addons
-        .iter()
-        .filter(|(_, on)| **on)
-        .map(|(n, _)| n.clone())
-        .filter(|n| addons::find(n).is_ok())
-        .collect();
-    if enabled.is_empty() {
-        return Ok(());
-    }
-    let order = addons::with_requirements(&enabled)?;
-    let live = driver.list_nodes(&profile.name).await?;
-    let t = target(profile, driver, &live).await?;
-    let mut failed: Vec<&str> = Vec::new();
-    for n in &order {
-        let addon = as_configured(profile, addons::find(n)?);
-        // An addon whose requirement failed is not applied (default-storageclass would
-        // otherwise replace the bootstrap's working class with one nothing serves).
-        if let Some(r) = addon
-            .meta
-            .requires
-            .iter()
-            .find(|r| failed.contains(&r.as_str()))
-        {
-            ctx.reporter
-                .warn(&format!("addon {n}: skipped because {r} failed"));
-            failed.push(n.as_str());
-            continue;
-        }
-        if let Err(e) =
-            addons::apply::enable(&t, &addon, WaitOptions { wait, timeout }, &ctx.reporter).await
-        {
-            // (The error names the addon already: "addon NAME: ...".)
-            ctx.reporter.warn(&format!(
-                "{e:#} (retry with `minik addons enable -p {} {n}`)",
-                profile.name
-            ));
-            failed.push(n.as_str());
-        }
-    }
-    Ok(())
 }

@@ -10,12 +10,11 @@
 use super::Context;
 use crate::any_driver::AnyDriver;
 use crate::cli::DeleteArgs;
-use crate::k8s::kubeconfig::{self, DEFAULT_LOCK_TIMEOUT};
+use crate::k8s::kubeconfig::{self};
 use crate::state::{Profile, ProfileLoad, ProfileLock};
 use minik_driver_api::{DeleteReport, Driver};
 use serde_json::json;
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 
 pub async fn run(ctx: &Context, args: DeleteArgs) -> anyhow::Result<u8> {
     if args.all {
@@ -82,7 +81,7 @@ async fn delete_one(
             // Paused containers first: the engine cannot kill a node holding frozen ones.
             if let Ok(live) = d.list_nodes(name).await {
                 let names: Vec<&str> = live.iter().map(|n| n.name.as_str()).collect();
-                let thaw = super::lifecycle::thaw_before_stop(ctx, d, &live, &names);
+                let thaw = crate::cluster::thaw_before_stop(d, &live, &names, &ctx.reporter);
                 if tokio::time::timeout(std::time::Duration::from_secs(60), thaw)
                     .await
                     .is_err()
@@ -115,7 +114,7 @@ async fn delete_one(
     };
     step.done();
 
-    let (cleaned, kubeconfig_result) = remove_kubeconfig_entries(name).await;
+    let (cleaned, kubeconfig_result) = kubeconfig::remove_profile_everywhere(name).await;
     let kubeconfig_result = match kubeconfig_result {
         // A --no-kubernetes profile never wrote kubeconfig entries: a kubeconfig minik cannot
         // read is not this deletion's failure.
@@ -155,40 +154,4 @@ async fn delete_one(
             "profile \"{name}\" was deleted, but its kubeconfig entries were not removed"
         ))
     }))
-}
-
-/// The kubeconfig files to clean: every `$KUBECONFIG` entry, else `~/.kube/config`.
-fn kubeconfig_files() -> Vec<PathBuf> {
-    let paths = kubeconfig::kubeconfig_paths(std::env::var_os("KUBECONFIG").as_deref());
-    if !paths.is_empty() {
-        return paths;
-    }
-    dirs::home_dir()
-        .map(|home| vec![home.join(".kube").join("config")])
-        .unwrap_or_default()
-}
-
-/// Removes the profile's cluster, user and context from every kubeconfig file (current-context
-/// is cleared only where it named the profile). Returns the files changed and the first
-/// failure; a failure on one file does not stop the others.
-pub(super) async fn remove_kubeconfig_entries(name: &str) -> (Vec<PathBuf>, anyhow::Result<()>) {
-    let mut changed = Vec::new();
-    let mut first_error = None;
-    for path in kubeconfig_files() {
-        let profile = name.to_string();
-        let file = path.clone();
-        let result = tokio::task::spawn_blocking(move || {
-            kubeconfig::remove_from(&file, &profile, DEFAULT_LOCK_TIMEOUT)
-        })
-        .await
-        .unwrap_or_else(|e| Err(anyhow::anyhow!("kubeconfig cleanup stopped: {e}")));
-        match result {
-            Ok(true) => changed.push(path),
-            Ok(false) => {}
-            Err(e) => {
-                first_error.get_or_insert(e);
-            }
-        }
-    }
-    (changed, first_error.map_or(Ok(()), Err))
 }

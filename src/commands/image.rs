@@ -15,7 +15,7 @@ use std::time::Instant;
 /// an image).
 fn running_nodes(profile: &Profile, live: &[NodeInfo]) -> anyhow::Result<Vec<String>> {
     for n in &profile.nodes {
-        super::ssh::require_running(profile, &n.name, state_of(live, &n.name))?;
+        crate::cluster::require_running(profile, &n.name, state_of(live, &n.name))?;
     }
     Ok(profile.nodes.iter().map(|n| n.name.clone()).collect())
 }

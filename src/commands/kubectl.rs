@@ -41,7 +41,7 @@ pub async fn run(ctx: &Context, args: KubectlArgs) -> anyhow::Result<u8> {
     };
     let node = profile.control_plane();
     let (driver, live) = live_nodes(ctx, &profile).await?;
-    super::ssh::require_running(&profile, &node.name, state_of(&live, &node.name))?;
+    crate::cluster::require_running(&profile, &node.name, state_of(&live, &node.name))?;
     let runner = driver.runner(&node.name);
     if health::apiserver_paused(&runner).await {
         return Err(fail_with(
@@ -60,7 +60,7 @@ pub async fn run(ctx: &Context, args: KubectlArgs) -> anyhow::Result<u8> {
         let cluster = spec.version.parse::<KubernetesVersion>().ok();
         match (client, cluster) {
             (Some(client), Some(cluster)) if compatible(client, (cluster.major, cluster.minor)) => {
-                if super::status::kubeconfig_status(&profile.name, api_port).await
+                if crate::k8s::kubeconfig::status_of_profile(&profile.name, api_port).await
                     == KubeconfigStatus::Configured
                 {
                     ctx.reporter.detail(&format!(

@@ -60,7 +60,7 @@ async fn stop_profile(ctx: &Context, profile: &Profile, timeout: Duration) -> an
             .info(&format!("Profile \"{}\" is already stopped", profile.name));
     } else {
         if profile.kubernetes.is_some() {
-            thaw_before_stop(ctx, &driver, &live, &to_stop).await;
+            crate::cluster::thaw_before_stop(&driver, &live, &to_stop, &ctx.reporter).await;
         }
         let step = ctx.reporter.step(
             "stop-nodes",
@@ -84,37 +84,6 @@ async fn stop_profile(ctx: &Context, profile: &Profile, timeout: Duration) -> an
     ctx.reporter
         .event(json!({"type": "result", "profile": profile.name, "status": "Stopped"}));
     Ok(())
-}
-
-/// Best effort, before stopping or deleting a Kubernetes profile: resumes what `minik pause` froze in the
-/// running nodes, so their shutdown is clean and no stale marker survives (a failure is only a
-/// warning: the stop goes ahead and the engine kills what does not stop). Before a delete it is
-/// what makes the delete possible: on cgroup v1 a frozen process cannot die, so the engine
-/// cannot kill a node that still holds paused containers ("did not receive an exit event").
-pub(super) async fn thaw_before_stop(
-    ctx: &Context,
-    driver: &AnyDriver,
-    live: &[NodeInfo],
-    nodes: &[&str],
-) {
-    let running: Vec<&str> = nodes
-        .iter()
-        .copied()
-        .filter(|n| state_of(live, n) == HostState::Running)
-        .collect();
-    let results = join_all(
-        running
-            .iter()
-            .map(|n| async move { (*n, pause::thaw_before_stop(&driver.runner(n)).await) }),
-    )
-    .await;
-    for (node, result) in results {
-        if let Err(e) = result {
-            ctx.reporter.warn(&format!(
-                "node {node}: could not resume paused containers: {e:#}"
-            ));
-        }
-    }
 }
 
 /// Best effort, before stopping a Kubernetes profile's running nodes: stops the kubelet and

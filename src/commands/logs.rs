@@ -1,8 +1,8 @@
 //! `minik logs`: a node's journal.
 
-use super::ssh::{pick_node, require_running};
 use super::{Context, live_nodes, state_of};
 use crate::cli::LogsArgs;
+use crate::cluster::{pick_node, require_running};
 use minik_driver_api::{Driver, ExecRequest, Runner};
 
 /// The journalctl command line for the given options.

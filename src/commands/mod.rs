@@ -23,7 +23,7 @@ use crate::cli::{
 use crate::errors::{GUEST_NOT_FOUND, fail_with};
 use crate::state::{Home, Profile, ProfileLoad, validate_profile_name};
 use crate::ui::{Mode, Reporter};
-use minik_driver_api::{Driver, HostState, NodeInfo};
+use minik_driver_api::{Driver, NodeInfo};
 
 /// What every command gets: paths, global flags and the reporter.
 pub struct Context {
@@ -44,6 +44,14 @@ impl Context {
             reporter: Reporter::new(mode),
             global,
         })
+    }
+
+    /// The paths and reporter the layers below the commands take.
+    pub fn session(&self) -> crate::session::Session<'_> {
+        crate::session::Session {
+            home: &self.home,
+            reporter: &self.reporter,
+        }
     }
 
     pub fn json(&self) -> bool {
@@ -114,13 +122,7 @@ pub async fn live_nodes(
     Ok((driver, nodes))
 }
 
-/// The live state of one recorded node (Nonexistent when the engine has no such node).
-pub fn state_of(live: &[NodeInfo], name: &str) -> HostState {
-    live.iter()
-        .find(|n| n.name == name)
-        .map(|n| n.state)
-        .unwrap_or(HostState::Nonexistent)
-}
+pub use crate::cluster::state_of;
 
 /// Runs a parsed command.
 pub async fn run(ctx: &Context, command: Command) -> anyhow::Result<u8> {

@@ -1,8 +1,8 @@
 //! `minik node add|delete|list`: grow or shrink a profile by workers.
 
-use super::start::{kubernetes_plan, request_for};
 use super::{Context, live_nodes, state_of};
 use crate::cli::{NodeAddArgs, NodeDeleteArgs};
+use crate::cluster::request_for;
 use crate::cluster::{self, kubernetes};
 use crate::errors::{GUEST_NOT_RUNNING, GUEST_UNSUPPORTED, USAGE, fail_with};
 use crate::k8s::version::KubernetesVersion;
@@ -80,7 +80,7 @@ pub async fn add(ctx: &Context, args: NodeAddArgs) -> anyhow::Result<u8> {
             let mut grown = profile.clone();
             grown.nodes.push(record.clone());
             let version = KubernetesVersion::resolve(&k.version)?;
-            let mut plan = kubernetes_plan(&driver, &grown, version, false).await?;
+            let mut plan = kubernetes::plan_for(&driver, &grown, version, false).await?;
             let cp = driver.runner(&plan.control_plane().name);
             plan.token = kubernetes::create_token(&cp).await?;
             let new = plan
@@ -173,7 +173,7 @@ pub async fn delete(ctx: &Context, args: NodeDeleteArgs) -> anyhow::Result<u8> {
             let mut shrunk = profile.clone();
             shrunk.nodes.retain(|n| n.name != record.name);
             let version = KubernetesVersion::resolve(&k.version)?;
-            let plan = kubernetes_plan(&driver, &shrunk, version, false).await?;
+            let plan = kubernetes::plan_for(&driver, &shrunk, version, false).await?;
             let departing = kubernetes::PlannedNode {
                 name: record.name.clone(),
                 role: record.role,

@@ -2,38 +2,9 @@
 
 use super::{Context, live_nodes, state_of};
 use crate::cli::SshArgs;
-use crate::errors::{GUEST_NOT_RUNNING, fail_with};
-use crate::state::{NodeRecord, Profile};
-use minik_driver_api::{Driver, ExecRequest, HostState, Runner, StdinSource};
+use crate::cluster::{pick_node, require_running};
+use minik_driver_api::{Driver, ExecRequest, Runner, StdinSource};
 use std::io::IsTerminal;
-
-/// Picks the node named by `-n` (full name or suffix), default the first control plane.
-pub fn pick_node<'a>(profile: &'a Profile, wanted: Option<&str>) -> anyhow::Result<&'a NodeRecord> {
-    match wanted {
-        None => Ok(profile.control_plane()),
-        Some(w) => profile.find_node(w).ok_or_else(|| {
-            let known: Vec<String> = profile.nodes.iter().map(|n| n.name.clone()).collect();
-            crate::cluster::unknown_node(&profile.name, w, &known)
-        }),
-    }
-}
-
-/// Fails unless the node is running.
-pub fn require_running(profile: &Profile, node: &str, state: HostState) -> anyhow::Result<()> {
-    if state == HostState::Running {
-        return Ok(());
-    }
-    let advice = if state == HostState::Paused {
-        format!("Resume it with `minik unpause -p {}`.", profile.name)
-    } else {
-        format!("Start it with `minik start -p {}`.", profile.name)
-    };
-    Err(fail_with(
-        &GUEST_NOT_RUNNING,
-        format!("node {node} is {state}"),
-        advice,
-    ))
-}
 
 pub async fn run(ctx: &Context, args: SshArgs) -> anyhow::Result<u8> {
     let profile = ctx.load_profile().await?;

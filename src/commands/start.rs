@@ -1,18 +1,17 @@
 //! `minik start`: create a profile, or bring a stopped one back keeping its data.
 
 use super::Context;
-use super::node_image::BuildPlan;
 use crate::any_driver::AnyDriver;
 use crate::cli::{StartArgs, parse_memory_mib};
-use crate::cluster;
 use crate::cluster::kubernetes;
+use crate::cluster::{self, request_for};
 use crate::errors::{DRV_IMAGE, GUEST_PROFILE_ORPHANED, USAGE, fail, fail_with};
 use crate::k8s::kubeconfig;
 use crate::k8s::version::KubernetesVersion;
+use crate::node_image::build::BuildPlan;
 use crate::state::{KubernetesSpec, Profile, ProfileLoad, ProfileLock};
-use minik_driver_api::{ClusterRequest, Driver, NodeSpec, Runner};
+use minik_driver_api::{Driver, NodeSpec, Runner};
 use serde_json::json;
-use std::collections::BTreeMap;
 
 /// Most nodes one profile may have.
 const MAX_NODES: u32 = 20;
@@ -82,7 +81,7 @@ fn validate(args: &StartArgs) -> anyhow::Result<Option<u64>> {
         }
     };
     // Addons: `--addons` names must exist and need Kubernetes.
-    super::addons::validate_names(&args.addons)?;
+    crate::addons::profile::validate_names(&args.addons)?;
     if !args.addons.is_empty() && args.no_kubernetes {
         return Err(fail(
             &USAGE,
@@ -110,16 +109,6 @@ fn parse_mem_total_mib(meminfo: &str) -> Option<u64> {
     let line = meminfo.lines().find(|l| l.starts_with("MemTotal:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib / 1024)
-}
-
-pub(super) fn request_for(profile: &Profile) -> ClusterRequest {
-    ClusterRequest {
-        profile: profile.name.clone(),
-        image: profile.image.clone(),
-        cpus: profile.cpus,
-        memory_mib: profile.memory_mib,
-        env: BTreeMap::new(),
-    }
 }
 
 async fn create(
@@ -192,7 +181,7 @@ async fn create(
         }),
         // Addons: the defaults plus --addons, recorded explicitly.
         addons: if kubernetes.is_some() {
-            super::addons::initial_state(&args.addons)?
+            crate::addons::profile::initial_state(&args.addons)?
         } else {
             Default::default()
         },
@@ -209,7 +198,7 @@ async fn create(
     let work = async {
         cluster::provision(&driver, &request, &nodes, reporter, args.wait_timeout).await?;
         if let Some(version) = &kubernetes {
-            let plan = kubernetes_plan(&driver, &profile, version.clone(), true).await?;
+            let plan = kubernetes::plan_for(&driver, &profile, version.clone(), true).await?;
             let config = kubernetes::bootstrap(&driver, &plan, reporter).await?;
             if args.wait {
                 kubernetes::wait_ready(&driver, &plan, &config, reporter, args.wait_timeout)
@@ -217,8 +206,14 @@ async fn create(
             }
             write_kubeconfig(ctx, config, !args.keep_context).await?;
             // Addons: apply the enabled ones (warnings only, never a failed start).
-            super::addons::apply_enabled(ctx, &driver, &profile, args.wait, args.wait_timeout)
-                .await;
+            crate::addons::profile::apply_enabled(
+                &ctx.reporter,
+                &driver,
+                &profile,
+                args.wait,
+                args.wait_timeout,
+            )
+            .await;
         }
         anyhow::Ok(())
     };
@@ -235,7 +230,7 @@ async fn create(
                 .await
                 .map_err(anyhow::Error::from);
             let removed = Profile::remove_dir(&ctx.home, name);
-            let (_, unexported) = super::delete::remove_kubeconfig_entries(name).await;
+            let (_, unexported) = kubeconfig::remove_profile_everywhere(name).await;
             match (cleaned, removed, unexported) {
                 (Ok(_), Ok(_), Ok(_)) => step.done(),
                 (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
@@ -249,66 +244,6 @@ async fn create(
         return Err(err);
     }
     finish(ctx, &driver, &profile, "created").await
-}
-
-/// The Kubernetes plan for a profile's live nodes. `new_token` makes a fresh bootstrap token
-/// (creation); a restart needs none.
-pub(super) async fn kubernetes_plan(
-    driver: &AnyDriver,
-    profile: &Profile,
-    version: KubernetesVersion,
-    new_token: bool,
-) -> anyhow::Result<kubernetes::Plan> {
-    let live = driver.list_nodes(&profile.name).await?;
-    let mut nodes = Vec::new();
-    for n in &profile.nodes {
-        let info = live.iter().find(|l| l.name == n.name).ok_or_else(|| {
-            fail(
-                &crate::errors::GUEST_PROVISION,
-                format!("node {} disappeared while starting", n.name),
-            )
-        })?;
-        let ip = info.ip.clone().ok_or_else(|| {
-            fail(
-                &crate::errors::GUEST_PROVISION,
-                format!("node {} has no address on the profile network", n.name),
-            )
-        })?;
-        nodes.push(kubernetes::PlannedNode {
-            name: n.name.clone(),
-            role: n.role,
-            index: n.index,
-            ip,
-        });
-    }
-    let cp = &profile.control_plane().name;
-    let api_port = live
-        .iter()
-        .find(|l| &l.name == cp)
-        .and_then(|l| l.api_port)
-        .ok_or_else(|| {
-            fail(
-                &crate::errors::GUEST_PROVISION,
-                format!("control plane {cp} publishes no API server port"),
-            )
-        })?;
-    let runner = driver.runner(cp);
-    let cgroup_v1 = kubernetes::detect_cgroup_v1(&runner).await?;
-    let token = if new_token {
-        crate::k8s::kubeadm::random_token()
-            .map_err(|e| fail(&crate::errors::INTERNAL, format!("no randomness: {e}")))?
-    } else {
-        String::new()
-    };
-    Ok(kubernetes::Plan {
-        profile: profile.name.clone(),
-        version,
-        nodes,
-        api_port,
-        token,
-        cgroup_v1,
-        slow_nodes: driver.emulated(&profile.name),
-    })
 }
 
 /// Merges the profile's kubeconfig entries into the user's kubeconfig file.
@@ -437,7 +372,7 @@ async fn restart(ctx: &Context, args: &StartArgs, mut profile: Profile) -> anyho
         // A restart never reruns kubeadm: node addresses and the API port are stable, so the
         // kubelet brings the static pods back by itself. Check the addresses really held.
         let version = KubernetesVersion::resolve(&spec.version)?;
-        let plan = kubernetes_plan(&driver, &profile, version, false).await?;
+        let plan = kubernetes::plan_for(&driver, &profile, version, false).await?;
         check_addresses(&driver, &plan).await?;
         // A cluster paused with `minik pause` comes back whole: resume its containers and
         // its kubelet.
@@ -466,7 +401,14 @@ async fn restart(ctx: &Context, args: &StartArgs, mut profile: Profile) -> anyho
         // Re-apply the enabled addons after every restart (objects deleted by hand come
         // back), without waiting for their pods: they restart with the node, and the wait
         // above already covered the nodes and CoreDNS (minikube's default wait is the same).
-        super::addons::apply_enabled(ctx, &driver, &profile, false, args.wait_timeout).await;
+        crate::addons::profile::apply_enabled(
+            &ctx.reporter,
+            &driver,
+            &profile,
+            false,
+            args.wait_timeout,
+        )
+        .await;
     }
     finish(ctx, &driver, &profile, "started").await
 }
@@ -480,7 +422,8 @@ async fn ensure_image(
     is_default: bool,
 ) -> anyhow::Result<()> {
     if let AnyDriver::Qemu(qemu) = driver {
-        return super::node_image::ensure_vm_disk(ctx, qemu, plan, is_default).await;
+        return crate::node_image::build::ensure_vm_disk(&ctx.session(), qemu, plan, is_default)
+            .await;
     }
     let Some(docker) = driver.as_container_engine() else {
         return Ok(());
@@ -499,7 +442,7 @@ async fn ensure_image(
     ctx.reporter.info(&format!(
         "Node image {image} is missing: building it (first start only)"
     ));
-    super::node_image::build_plan(ctx, docker, plan).await
+    crate::node_image::build::build_plan(&ctx.session(), docker, plan).await
 }
 
 /// Fails when a node's address differs from the one its kubeadm configuration was written

@@ -139,7 +139,7 @@ async fn node_status(
         let (kubelet, api_server, kubeconfig) = tokio::join!(
             health::kubelet(&runner),
             health::apiserver(&runner),
-            kubeconfig_status(&profile.name, info.and_then(|l| l.api_port)),
+            kubeconfig::status_of_profile(&profile.name, info.and_then(|l| l.api_port)),
         );
         status.kubelet = kubelet.to_string();
         status.api_server = api_server.to_string();
@@ -148,21 +148,6 @@ async fn node_status(
         status.kubelet = health::kubelet(&runner).await.to_string();
     }
     status
-}
-
-/// Whether the kubeconfig file minik writes to has the profile's context pointing at
-/// `https://127.0.0.1:<api_port>`.
-pub async fn kubeconfig_status(profile: &str, api_port: Option<u16>) -> KubeconfigStatus {
-    let Some(port) = api_port else {
-        return KubeconfigStatus::Misconfigured;
-    };
-    let profile = profile.to_string();
-    tokio::task::spawn_blocking(move || match kubeconfig::target_path_from_env() {
-        Ok(path) => kubeconfig::status(&path, &profile, &kubeconfig::local_server(port)),
-        Err(_) => KubeconfigStatus::Misconfigured,
-    })
-    .await
-    .unwrap_or(KubeconfigStatus::Misconfigured)
 }
 
 /// The text layout: minikube's per-node blocks (name, type, host, kubelet, apiserver and

@@ -617,6 +617,56 @@ fn lock_timeout_error(lock: &Path, waited: Duration) -> anyhow::Error {
     )
 }
 
+/// Whether the kubeconfig file minik writes to has the profile's context pointing at
+/// `https://127.0.0.1:<api_port>`.
+pub async fn status_of_profile(profile: &str, api_port: Option<u16>) -> KubeconfigStatus {
+    let Some(port) = api_port else {
+        return KubeconfigStatus::Misconfigured;
+    };
+    let profile = profile.to_string();
+    tokio::task::spawn_blocking(move || match target_path_from_env() {
+        Ok(path) => status(&path, &profile, &local_server(port)),
+        Err(_) => KubeconfigStatus::Misconfigured,
+    })
+    .await
+    .unwrap_or(KubeconfigStatus::Misconfigured)
+}
+
+/// The kubeconfig files to clean: every `$KUBECONFIG` entry, else `~/.kube/config`.
+fn kubeconfig_files() -> Vec<PathBuf> {
+    let paths = kubeconfig_paths(std::env::var_os("KUBECONFIG").as_deref());
+    if !paths.is_empty() {
+        return paths;
+    }
+    dirs::home_dir()
+        .map(|home| vec![home.join(".kube").join("config")])
+        .unwrap_or_default()
+}
+
+/// Removes the profile's cluster, user and context from every kubeconfig file (current-context
+/// is cleared only where it named the profile). Returns the files changed and the first
+/// failure; a failure on one file does not stop the others.
+pub async fn remove_profile_everywhere(name: &str) -> (Vec<PathBuf>, anyhow::Result<()>) {
+    let mut changed = Vec::new();
+    let mut first_error = None;
+    for path in kubeconfig_files() {
+        let profile = name.to_string();
+        let file = path.clone();
+        let result =
+            tokio::task::spawn_blocking(move || remove_from(&file, &profile, DEFAULT_LOCK_TIMEOUT))
+                .await
+                .unwrap_or_else(|e| Err(anyhow::anyhow!("kubeconfig cleanup stopped: {e}")));
+        match result {
+            Ok(true) => changed.push(path),
+            Ok(false) => {}
+            Err(e) => {
+                first_error.get_or_insert(e);
+            }
+        }
+    }
+    (changed, first_error.map_or(Ok(()), Err))
+}
+
 #[cfg(test)]
 #[path = "kubeconfig_tests.rs"]
 mod tests;

@@ -1,6 +1,8 @@
 //! The node image: its build context (embedded from node-image/ at compile time), its default
 //! tag, and building it through the engine's API.
 
+pub mod build;
+
 use minik_driver_docker::context;
 
 mod embedded {
