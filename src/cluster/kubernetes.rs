@@ -571,10 +571,20 @@ pub async fn client(config: &Kubeconfig, profile: &str) -> anyhow::Result<kube::
 
 async fn check_once(client: &kube::Client, expected: &[String]) -> Result<(), NotReady> {
     use kube::api::{Api, ListParams};
-    client
-        .apiserver_version()
-        .await
+    // `/readyz`, not only an answer: a restarted API server answers while its post-start
+    // hooks (the RBAC bootstrap) still run, and the nodes' Ready conditions read from etcd
+    // are then the ones from before the stop (seen on qemu under TCG: `start` returned, and
+    // `/readyz` failed on poststarthook/rbac/bootstrap-roles right after).
+    let readyz = http::Request::get("/readyz")
+        .body(Vec::new())
         .map_err(|e| NotReady::Api(e.to_string()))?;
+    let answer = client
+        .request_text(readyz)
+        .await
+        .map_err(|e| NotReady::Api(format!("/readyz: {e}")))?;
+    if answer.trim() != "ok" {
+        return Err(NotReady::Api(format!("/readyz says {}", answer.trim())));
+    }
     let nodes = Api::<Node>::all(client.clone())
         .list(&ListParams::default())
         .await
