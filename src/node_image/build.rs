@@ -8,7 +8,7 @@ use crate::errors::{DRV_IMAGE, INTERNAL, USAGE, fail, fail_with};
 use crate::k8s::release::{self, Arch, BinarySource, ProgressEvent};
 use crate::k8s::version::KubernetesVersion;
 use crate::session::Session;
-use crate::ui::Mode;
+use crate::ui::{Mode, Step};
 use minik_driver_api::Driver;
 use minik_driver_docker::DockerDriver;
 use std::collections::HashMap;
@@ -169,6 +169,48 @@ async fn kubernetes_files(
     step.finish_with(result)
 }
 
+/// The output of an engine build (node image or VM disk), line by line: a line starting with
+/// one of `marks` retitles the step (and is printed in plain mode), every line goes to the
+/// debug log, and the last 20 are kept for the error's advice.
+struct BuildLog<'a> {
+    s: Session<'a>,
+    title: &'a str,
+    plain: bool,
+    marks: &'a [&'a str],
+    last: Vec<String>,
+}
+
+impl<'a> BuildLog<'a> {
+    fn new(s: Session<'a>, title: &'a str, plain: bool, marks: &'a [&'a str]) -> Self {
+        BuildLog {
+            s,
+            title,
+            plain,
+            marks,
+            last: Vec::new(),
+        }
+    }
+
+    fn line(&mut self, step: &mut Step<'_>, line: &str) {
+        let line = line.trim_end();
+        if self.marks.iter().any(|m| line.starts_with(m)) {
+            if self.plain {
+                self.s.reporter.info(&format!("  {line}"));
+            }
+            step.set_title(format!(
+                "{} ({})",
+                self.title,
+                line.split(" : ").next().unwrap_or(line)
+            ));
+        }
+        self.s.reporter.detail(line);
+        self.last.push(line.to_string());
+        if self.last.len() > 20 {
+            self.last.remove(0);
+        }
+    }
+}
+
 /// Builds `plan` with the engine behind `docker`.
 pub async fn build_plan(
     s: &Session<'_>,
@@ -181,26 +223,13 @@ pub async fn build_plan(
     let title = format!("Building node image {}", plan.tag);
     let mut step = s.reporter.step("build-image", title.clone());
     let plain = s.reporter.mode() == Mode::Plain;
-    let mut last_lines: Vec<String> = Vec::new();
+    let mut log = BuildLog::new(*s, &title, plain, &["Step "]);
     let result = docker
         .build_image(context, &plan.tag, plan.build_args(), |line: &str| {
-            let line = line.trim_end();
-            if line.starts_with("Step ") {
-                if plain {
-                    s.reporter.info(&format!("  {line}"));
-                }
-                step.set_title(format!(
-                    "{title} ({})",
-                    line.split(" : ").next().unwrap_or(line)
-                ));
-            }
-            s.reporter.detail(line);
-            last_lines.push(line.to_string());
-            if last_lines.len() > 20 {
-                last_lines.remove(0);
-            }
+            log.line(&mut step, line)
         })
         .await;
+    let last_lines = log.last;
     step.set_title(title);
     match result {
         Ok(()) => {
@@ -294,29 +323,11 @@ pub async fn build_vm_disk(
     let title = format!("Building the VM disk for {tag}");
     let mut step = s.reporter.step("build-vm-disk", title.clone());
     let plain = s.reporter.mode() == Mode::Plain;
-    let mut last_lines: Vec<String> = Vec::new();
+    let mut log = BuildLog::new(*s, &title, plain, &["Step ", "Copying ", "Converting "]);
     let result = qemu
-        .build_base_disk(docker, tag, |line: &str| {
-            let line = line.trim_end();
-            if line.starts_with("Step ")
-                || line.starts_with("Copying ")
-                || line.starts_with("Converting ")
-            {
-                if plain {
-                    s.reporter.info(&format!("  {line}"));
-                }
-                step.set_title(format!(
-                    "{title} ({})",
-                    line.split(" : ").next().unwrap_or(line)
-                ));
-            }
-            s.reporter.detail(line);
-            last_lines.push(line.to_string());
-            if last_lines.len() > 20 {
-                last_lines.remove(0);
-            }
-        })
+        .build_base_disk(docker, tag, |line: &str| log.line(&mut step, line))
         .await;
+    let last_lines = log.last;
     drop(lock);
     step.set_title(title);
     match result {
