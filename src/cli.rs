@@ -203,12 +203,14 @@ pub enum QemuAccel {
 }
 
 impl QemuAccel {
-    pub fn as_str(self) -> &'static str {
+    /// The qemu driver's setting for the flag.
+    pub fn choice(self) -> minik_driver_qemu::AccelChoice {
+        use minik_driver_qemu::{Accel, AccelChoice};
         match self {
-            QemuAccel::Auto => "auto",
-            QemuAccel::Kvm => "kvm",
-            QemuAccel::Hvf => "hvf",
-            QemuAccel::Tcg => "tcg",
+            QemuAccel::Auto => AccelChoice::Auto,
+            QemuAccel::Kvm => AccelChoice::Fixed(Accel::Kvm),
+            QemuAccel::Hvf => AccelChoice::Fixed(Accel::Hvf),
+            QemuAccel::Tcg => AccelChoice::Fixed(Accel::Tcg),
         }
     }
 }

@@ -1,19 +1,12 @@
-//! Kubernetes on the nodes, as an ordered list of named steps over the `Runner` only:
-//!
-//! 1. `kubeadm-config`: render each node's kubeadm configuration and copy it in (parallel);
-//! 2. `network`: minik's imageless CNI on every node (parallel): a bridge + host-local
-//!    conflist for the node's own pod CIDR, routes to every other node's pod CIDR, and one
-//!    masquerade rule for traffic leaving the pod network, made persistent by a oneshot unit;
-//! 3. `kubeadm-init` on the first control plane;
-//! 4. `storage`: a default StorageClass backed by the in-tree hostPath provisioner (no image);
-//! 5. `kubeadm-join`: the workers, in parallel;
-//! 6. `kubeconfig`: admin.conf from the control plane, renamed to the profile and pointed at
-//!    the published port.
-//!
-//! Waiting for readiness (API, nodes Ready, CoreDNS endpoints) is [`wait_ready`], from the
-//! host with the kube client. Both the CNI and the storage class need no container image, so
-//! a cluster comes up with nothing to pull beyond what kubeadm itself needs (preloaded in the
-//! node image).
+//! Kubernetes on the nodes over the `Runner` only: the plan (nodes, addresses, token), the
+//! pieces the setup steps are made of (kubeadm configuration, minik's imageless CNI: a bridge
+//! and host-local conflist per node, routes to the other nodes' pod CIDRs, one masquerade
+//! rule and a boot unit; `kubeadm init`/`join`; the default StorageClass), the kubeconfig export,
+//! node removal, and waiting for readiness ([`wait_ready`]: API, nodes Ready, CoreDNS
+//! endpoints, from the host with the kube client). The order the steps run in is
+//! [`super::steps`]. Both the CNI and the storage class need no container image, so a cluster
+//! comes up with nothing to pull beyond what kubeadm itself needs (preloaded in the node
+//! image).
 
 use crate::errors::{K8S_BOOTSTRAP, K8S_NOT_READY, fail, fail_with};
 use crate::k8s::kubeadm::{self, KUBEADM_CONFIG_PATH, KubeadmParams, NodeRole};
@@ -22,7 +15,6 @@ use crate::k8s::version::KubernetesVersion;
 use crate::state::Profile;
 use crate::ui::Reporter;
 use anyhow::Context as _;
-use futures_util::future::try_join_all;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::config::Kubeconfig;
@@ -189,7 +181,11 @@ volumeBindingMode: Immediate
 
 /// Runs a setup command, failing with K8S_BOOTSTRAP naming the step, the node and the
 /// command's last error line.
-async fn must<R: Runner>(runner: &R, step: &str, argv: &[&str]) -> anyhow::Result<String> {
+pub(super) async fn must<R: Runner>(
+    runner: &R,
+    step: &str,
+    argv: &[&str],
+) -> anyhow::Result<String> {
     let out = runner
         .run(argv)
         .await
@@ -409,41 +405,10 @@ pub async fn remove_node<D: Driver>(
     Ok(())
 }
 
-/// Runs steps 1–6 and returns the profile's kubeconfig (not yet written anywhere).
-pub async fn bootstrap<D: Driver>(
-    driver: &D,
-    plan: &Plan,
-    reporter: &Reporter,
-) -> anyhow::Result<Kubeconfig> {
-    let runners: Vec<D::Runner> = plan.nodes.iter().map(|n| driver.runner(&n.name)).collect();
-    let cp = &runners[0];
-
-    let step = reporter.step("kubeadm-config", "Writing kubeadm configuration");
-    let r = try_join_all(
-        plan.nodes
-            .iter()
-            .zip(&runners)
-            .map(|(node, runner)| write_kubeadm_config(runner, plan, node)),
-    )
-    .await;
-    step.finish_with(r)?;
-
-    let step = reporter.step("network", "Configuring the pod network");
-    let r = try_join_all(
-        plan.nodes
-            .iter()
-            .zip(&runners)
-            .map(|(node, runner)| configure_network(runner, plan, node)),
-    )
-    .await;
-    step.finish_with(r)?;
-
-    let step = reporter.step(
-        "kubeadm-init",
-        format!("Starting the control plane (Kubernetes {})", plan.version),
-    );
-    let r = kubeadm(
-        cp,
+/// `kubeadm init` on the bootstrap control plane, with its configuration.
+pub async fn init<R: Runner>(control_plane: &R) -> anyhow::Result<()> {
+    kubeadm(
+        control_plane,
         "kubeadm-init",
         &[
             "kubeadm",
@@ -454,52 +419,22 @@ pub async fn bootstrap<D: Driver>(
             "--v=1",
         ],
     )
-    .await;
-    step.finish_with(r)?;
+    .await
+}
 
-    let step = reporter.step("storage", "Installing the default StorageClass");
-    let r = async {
-        cp.copy_to(STORAGE_MANIFEST, STORAGE_CLASS.as_bytes(), 0o644)
-            .await?;
-        must(
-            cp,
-            "storage",
-            &[
-                "kubectl",
-                "--kubeconfig",
-                ADMIN_CONF,
-                "apply",
-                "-f",
-                STORAGE_MANIFEST,
-            ],
-        )
-        .await?;
-        anyhow::Ok(())
-    }
-    .await;
-    step.finish_with(r)?;
-
-    let joiners: Vec<&D::Runner> = runners.iter().skip(1).collect();
-    if !joiners.is_empty() {
-        let step = reporter.step("kubeadm-join", format!("Joining {} node(s)", joiners.len()));
-        let r = try_join_all(joiners.into_iter().map(join)).await;
-        step.finish_with(r)?;
-    }
-
-    let step = reporter.step("kubeconfig", "Exporting the kubeconfig");
-    let r = async {
-        let admin = cp
-            .read_file(ADMIN_CONF)
-            .await
-            .context("reading admin.conf from the control plane")?;
-        kubeconfig::export(
-            &String::from_utf8_lossy(&admin),
-            &plan.profile,
-            &kubeconfig::local_server(plan.api_port),
-        )
-    }
-    .await;
-    step.finish_with(r)
+/// The profile's kubeconfig, from the control plane's admin.conf: renamed to the profile and
+/// pointed at the API server's published port (not yet written anywhere).
+pub async fn export_kubeconfig<D: Driver>(driver: &D, plan: &Plan) -> anyhow::Result<Kubeconfig> {
+    let admin = driver
+        .runner(&plan.control_plane().name)
+        .read_file(ADMIN_CONF)
+        .await
+        .context("reading admin.conf from the control plane")?;
+    kubeconfig::export(
+        &String::from_utf8_lossy(&admin),
+        &plan.profile,
+        &kubeconfig::local_server(plan.api_port),
+    )
 }
 
 /// What is not ready yet.
@@ -831,7 +766,9 @@ current-context: kubernetes-admin@kubernetes
         let p = plan(3);
         let driver = fake_cluster(&p, dir.path()).await;
         let reporter = Reporter::new(Mode::Quiet);
-        let config = bootstrap(&driver, &p, &reporter).await.unwrap();
+        let config = crate::cluster::steps::bootstrap(&driver, &p, &reporter)
+            .await
+            .unwrap();
 
         // The kubeconfig is renamed to the profile and points at the published port.
         assert_eq!(config.current_context.as_deref(), Some("k"));
@@ -950,7 +887,7 @@ current-context: kubernetes-admin@kubernetes
             stdout: "kubelet: failed to run Kubelet: misconfiguration\n".into(),
             stderr: String::new(),
         });
-        let err = bootstrap(&driver, &p, &Reporter::new(Mode::Quiet))
+        let err = crate::cluster::steps::bootstrap(&driver, &p, &Reporter::new(Mode::Quiet))
             .await
             .unwrap_err();
         let text = format!("{err:#}");

@@ -2,9 +2,15 @@
 //! provisioning as an ordered list of named steps, node boot checks, and restart.
 
 pub mod boot;
+pub mod create;
+pub mod delete;
 pub mod health;
 pub mod kubernetes;
+pub mod lifecycle;
+pub mod nodes;
 pub mod pause;
+pub mod restart;
+pub mod steps;
 
 use crate::errors::{GUEST_NOT_RUNNING, GUEST_PROVISION, fail_with};
 use crate::state::{NodeRecord, Profile};

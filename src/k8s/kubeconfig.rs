@@ -155,6 +155,19 @@ pub fn target_path_from_env() -> anyhow::Result<PathBuf> {
     target_path(env.as_deref(), dirs::home_dir().as_deref())
 }
 
+/// Merges `config` into the user's kubeconfig file (`$KUBECONFIG`'s first entry or
+/// `~/.kube/config`) off the async runtime, waiting up to [`DEFAULT_LOCK_TIMEOUT`] for its lock;
+/// returns the file's path.
+pub async fn merge_into_target(config: Kubeconfig, set_current: bool) -> anyhow::Result<PathBuf> {
+    tokio::task::spawn_blocking(move || {
+        let path = target_path_from_env()?;
+        merge_into(&path, &config, set_current, DEFAULT_LOCK_TIMEOUT)?;
+        anyhow::Ok(path)
+    })
+    .await
+    .map_err(|e| fail(&INTERNAL, format!("kubeconfig writer panicked: {e}")))?
+}
+
 /// Merges `new`'s clusters, users and contexts into the kubeconfig at `path` (created when
 /// missing), replacing same-named entries and keeping everything else. When `set_current`,
 /// `current-context` becomes `new`'s current context (or its first context); otherwise it is

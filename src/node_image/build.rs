@@ -401,6 +401,38 @@ pub async fn ensure_vm_disk(
     build_vm_disk(s, qemu, docker, &plan.tag, false).await
 }
 
+/// `minik start`: makes sure the node image `plan.tag` is in the engine (or, on qemu, that its
+/// VM base disk exists). minik's own image (`is_default`) is built when missing; a missing
+/// user-supplied one (`--image`) is refused.
+pub async fn ensure(
+    s: &Session<'_>,
+    driver: &AnyDriver,
+    plan: &BuildPlan,
+    is_default: bool,
+) -> anyhow::Result<()> {
+    if let AnyDriver::Qemu(qemu) = driver {
+        return ensure_vm_disk(s, qemu, plan, is_default).await;
+    }
+    let Some(docker) = driver.as_container_engine() else {
+        return Ok(());
+    };
+    let image = &plan.tag;
+    if docker.image_exists(image).await? {
+        return Ok(());
+    }
+    if !is_default {
+        return Err(fail_with(
+            &DRV_IMAGE,
+            format!("node image {image} is not present in {}", driver.name()),
+            "Build or load it first, or drop --image to use minik's own node image.",
+        ));
+    }
+    s.reporter.info(&format!(
+        "Node image {image} is missing: building it (first start only)"
+    ));
+    build_plan(s, docker, plan).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

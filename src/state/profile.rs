@@ -107,16 +107,22 @@ pub enum ProfileLoad {
 pub const PROFILE_SCHEMA: u32 = 1;
 
 impl Profile {
+    /// The name of the node with `index` in profile `profile`, as minikube names them: the
+    /// first is the profile's name, then `NAME-m02`, `NAME-m03`, ...
+    pub fn node_name(profile: &str, index: u32) -> String {
+        if index == 0 {
+            profile.to_string()
+        } else {
+            format!("{profile}-m{:02}", index + 1)
+        }
+    }
+
     /// The node names for a new profile: `NAME`, `NAME-m02`, `NAME-m03`, ... (minikube's
     /// scheme); the first is the control plane.
     pub fn node_records(name: &str, count: u32) -> Vec<NodeRecord> {
         (0..count)
             .map(|i| NodeRecord {
-                name: if i == 0 {
-                    name.to_string()
-                } else {
-                    format!("{name}-m{:02}", i + 1)
-                },
+                name: Profile::node_name(name, i),
                 role: if i == 0 {
                     Role::ControlPlane
                 } else {
