@@ -10,7 +10,7 @@
 use crate::any_driver::AnyDriver;
 use crate::k8s::kubeconfig;
 use crate::session::Session;
-use crate::state::{Profile, ProfileLoad, ProfileLock};
+use crate::state::{Profile, ProfileLoad};
 use minik_driver_api::{DeleteReport, Driver};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -41,7 +41,7 @@ pub async fn all_profiles(s: &Session<'_>) -> anyhow::Result<(Vec<String>, Vec<A
     Ok((names.into_iter().collect(), drivers))
 }
 
-/// Deletes one profile under its lock. An error is the engine part's (the kubeconfig was not
+/// Deletes one profile; the caller holds its lock. An error is the engine part's (the kubeconfig was not
 /// touched); a kubeconfig failure after the engine part completed is in
 /// [`Deleted::kubeconfig_error`]. `reachable` is the engines to search when the profile file
 /// does not name one (connected anew when `None`).
@@ -50,7 +50,6 @@ pub async fn delete(
     name: &str,
     reachable: Option<&[AnyDriver]>,
 ) -> anyhow::Result<Deleted> {
-    let _lock = ProfileLock::acquire(s.home, name)?;
     // The recorded driver when the profile file is readable; otherwise every engine that
     // answers, since labels identify minik's resources there.
     let (recorded, kubernetes) = match Profile::load(s.home, name) {

@@ -4,6 +4,7 @@
 use super::Context;
 use crate::cli::DeleteArgs;
 use crate::cluster::delete::{self, Deleted};
+use crate::state::ProfileLock;
 use serde_json::json;
 
 pub async fn run(ctx: &Context, args: DeleteArgs) -> anyhow::Result<u8> {
@@ -17,6 +18,7 @@ pub async fn run(ctx: &Context, args: DeleteArgs) -> anyhow::Result<u8> {
         // reported at the end.
         let mut kubeconfig_error = None;
         for name in names {
+            let _lock = ProfileLock::acquire(&ctx.home, &name)?;
             let deleted = delete::delete(&s, &name, Some(&drivers)).await?;
             if let Some(e) = report(ctx, &name, deleted) {
                 kubeconfig_error.get_or_insert(e);
@@ -25,6 +27,7 @@ pub async fn run(ctx: &Context, args: DeleteArgs) -> anyhow::Result<u8> {
         return kubeconfig_error.map_or(Ok(0), Err);
     }
     let name = ctx.profile_name()?.to_string();
+    let _lock = ProfileLock::acquire(&ctx.home, &name)?;
     let deleted = delete::delete(&s, &name, None).await?;
     report(ctx, &name, deleted).map_or(Ok(0), Err)
 }
