@@ -931,8 +931,18 @@ fn node_add_and_delete_on_a_kubernetes_profile() {
         0,
         "abcdef.0123456789abcdef\n",
     );
-    env.minik(&["-p", "n", "node", "add", "--wait=false"])
-        .expect(0);
+    let out = env.minik(&["-p", "n", "node", "add", "--wait=false"]);
+    out.expect(0);
+    // The steps of cluster::steps::ADD_NODE, in order, after the node is created and booted.
+    let at = |line: &str| {
+        out.stderr
+            .find(line)
+            .unwrap_or_else(|| panic!("missing {line:?}:\n{}", out.stderr))
+    };
+    assert!(at("Creating node n-m02") < at("Writing kubeadm configuration"));
+    assert!(at("Writing kubeadm configuration") < at("Configuring the pod network"));
+    assert!(at("Configuring the pod network") < at("Joining n-m02"));
+    assert!(!out.stderr.contains("Starting the control plane"));
     assert_eq!(env.engine().node_names(), vec!["n", "n-m02"]);
     let log = env.log();
     let token_at = log
