@@ -1,4 +1,4 @@
-use crate::errors::{GUEST_PROFILE_BUSY, HOST_FILES, fail, fail_with};
+use super::StateError;
 use std::fs::File;
 use std::path::PathBuf;
 
@@ -26,30 +26,34 @@ impl ProfileLock {
     pub fn acquire(home: &super::Home, profile: &str) -> anyhow::Result<ProfileLock> {
         let path = home.lock_file(profile);
         if let Some(dir) = path.parent() {
-            super::create_private_dir(dir)
-                .map_err(|e| fail(&HOST_FILES, format!("cannot create {}: {e}", dir.display())))?;
+            super::create_private_dir(dir).map_err(|e| {
+                anyhow::Error::new(StateError::Files(format!(
+                    "cannot create {}: {e}",
+                    dir.display()
+                )))
+            })?;
         }
         loop {
             let file = open_lock_file(&path)?;
             match file.try_lock() {
                 Ok(()) => {}
                 Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(fail_with(
-                        &GUEST_PROFILE_BUSY,
-                        format!(
+                    return Err(StateError::Busy {
+                        message: format!(
                             "profile \"{profile}\" is busy: another minik command is working on it"
                         ),
-                        format!(
+                        advice: format!(
                             "Wait for it to finish and retry (lock: {}).",
                             path.display()
                         ),
-                    ));
+                    }
+                    .into());
                 }
                 Err(std::fs::TryLockError::Error(e)) => {
-                    return Err(fail(
-                        &HOST_FILES,
-                        format!("cannot lock {}: {e}", path.display()),
-                    ));
+                    return Err(anyhow::Error::new(StateError::Files(format!(
+                        "cannot lock {}: {e}",
+                        path.display()
+                    ))));
                 }
             }
             // The holder before us may have removed the file on release: then our lock is on
@@ -88,10 +92,10 @@ fn open_lock_file(path: &std::path::Path) -> anyhow::Result<File> {
         options.mode(0o600);
     }
     options.open(path).map_err(|e| {
-        fail(
-            &HOST_FILES,
-            format!("cannot open lock file {}: {e}", path.display()),
-        )
+        anyhow::Error::new(StateError::Files(format!(
+            "cannot open lock file {}: {e}",
+            path.display()
+        )))
     })
 }
 
