@@ -434,4 +434,43 @@ mod tests {
         assert_eq!(classify(&err).0.exit_code, 82);
         assert_eq!(classify(&anyhow::anyhow!("boom")).0.id, "MK_INTERNAL");
     }
+
+    #[test]
+    fn classify_finds_typed_errors_with_their_advice_under_context() {
+        let err = anyhow::Error::new(
+            ClusterError::new(ClusterKind::Timeout, "node n did not boot").with_advice("look"),
+        )
+        .context("starting");
+        assert_eq!(classify(&err), (&GUEST_TIMEOUT, Some("look".to_string())));
+        // The typed error prints as its message: the chain reads as it did with `fail_with`.
+        assert_eq!(format!("{err:#}"), "starting: node n did not boot");
+        let err = anyhow::Error::new(StateError::Files("cannot read x".into()));
+        assert_eq!(classify(&err), (&HOST_FILES, None));
+        let err = anyhow::Error::new(KubeconfigError::LockTimeout {
+            message: "timed out".into(),
+            advice: "retry".into(),
+        });
+        assert_eq!(classify(&err), (&HOST_LOCK_TIMEOUT, Some("retry".into())));
+    }
+
+    #[test]
+    fn a_driver_error_with_advice_keeps_the_driver_reason() {
+        let unreachable = || DriverError::EngineUnreachable {
+            engine: "podman".into(),
+            endpoint: "unix:///x".into(),
+            detail: "no".into(),
+        };
+        let err = anyhow::Error::new(AdvisedDriverError::new(unreachable(), "start it"));
+        assert_eq!(format!("{err:#}"), unreachable().to_string());
+        assert_eq!(
+            classify(&err),
+            (&PROVIDER_NOT_RUNNING, Some("start it".to_string()))
+        );
+        let err = anyhow::Error::new(Interrupted {
+            signal: "SIGINT".into(),
+            doing: "waiting".into(),
+        });
+        assert_eq!(format!("{err:#}"), "interrupted by SIGINT while waiting");
+        assert_eq!(classify(&err), (&INTERRUPTED, None));
+    }
 }
