@@ -26,12 +26,8 @@ impl ProfileLock {
     pub fn acquire(home: &super::Home, profile: &str) -> anyhow::Result<ProfileLock> {
         let path = home.lock_file(profile);
         if let Some(dir) = path.parent() {
-            super::create_private_dir(dir).map_err(|e| {
-                anyhow::Error::new(StateError::Files(format!(
-                    "cannot create {}: {e}",
-                    dir.display()
-                )))
-            })?;
+            super::create_private_dir(dir)
+                .map_err(|e| StateError::file("cannot create", dir, e))?;
         }
         loop {
             let file = open_lock_file(&path)?;
@@ -50,10 +46,7 @@ impl ProfileLock {
                     .into());
                 }
                 Err(std::fs::TryLockError::Error(e)) => {
-                    return Err(anyhow::Error::new(StateError::Files(format!(
-                        "cannot lock {}: {e}",
-                        path.display()
-                    ))));
+                    return Err(StateError::file("cannot lock", &path, e).into());
                 }
             }
             // The holder before us may have removed the file on release: then our lock is on
@@ -83,7 +76,7 @@ impl Drop for ProfileLock {
     }
 }
 
-fn open_lock_file(path: &std::path::Path) -> anyhow::Result<File> {
+fn open_lock_file(path: &std::path::Path) -> Result<File, StateError> {
     let mut options = File::options();
     options.create(true).truncate(false).write(true);
     #[cfg(unix)]
@@ -91,12 +84,9 @@ fn open_lock_file(path: &std::path::Path) -> anyhow::Result<File> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    options.open(path).map_err(|e| {
-        anyhow::Error::new(StateError::Files(format!(
-            "cannot open lock file {}: {e}",
-            path.display()
-        )))
-    })
+    options
+        .open(path)
+        .map_err(|e| StateError::file("cannot open lock file", path, e))
 }
 
 /// Whether the open `file` is the file at `path` now.

@@ -32,6 +32,13 @@ pub enum StateError {
     Busy { message: String, advice: String },
 }
 
+impl StateError {
+    /// `Files`: "`doing` PATH: ERROR" (e.g. "cannot read /x/profile.json: …").
+    pub fn file(doing: &str, path: &std::path::Path, e: impl std::fmt::Display) -> Self {
+        StateError::Files(format!("{doing} {}: {e}", path.display()))
+    }
+}
+
 /// The directory layout under MINIK_HOME (default `~/.minik`).
 #[derive(Debug, Clone)]
 pub struct Home {

@@ -137,10 +137,7 @@ impl Profile {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ProfileLoad::Missing),
             Err(e) => {
-                return Err(anyhow::Error::new(StateError::Files(format!(
-                    "cannot read {}: {e}",
-                    path.display()
-                ))));
+                return Err(StateError::file("cannot read", &path, e).into());
             }
         };
         let profile: Profile = serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
@@ -165,12 +162,8 @@ impl Profile {
     pub fn save(&self, home: &Home) -> anyhow::Result<()> {
         let path = home.profile_file(&self.name);
         let json = serde_json::to_vec_pretty(self).expect("profile serializes");
-        write_atomic(&path, &json, 0o644).map_err(|e| {
-            anyhow::Error::new(StateError::Files(format!(
-                "cannot write {}: {e}",
-                path.display()
-            )))
-        })
+        write_atomic(&path, &json, 0o644)
+            .map_err(|e| StateError::file("cannot write", &path, e).into())
     }
 
     /// Removes the profile's directory (profile file and per-profile files).
@@ -179,10 +172,7 @@ impl Profile {
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(anyhow::Error::new(StateError::Files(format!(
-                "cannot remove {}: {e}",
-                dir.display()
-            )))),
+            Err(e) => Err(StateError::file("cannot remove", &dir, e).into()),
         }
     }
 
@@ -193,10 +183,7 @@ impl Profile {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => {
-                return Err(anyhow::Error::new(StateError::Files(format!(
-                    "cannot read {}: {e}",
-                    dir.display()
-                ))));
+                return Err(StateError::file("cannot read", &dir, e).into());
             }
         };
         let mut names: Vec<String> = entries
