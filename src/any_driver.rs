@@ -1,9 +1,6 @@
 //! Driver selection and the closed enums that dispatch to each driver (as youki's
 //! `AnyCgroupManager`): no `dyn`, no async-trait, and futures stay `Send`.
 
-use crate::errors::{
-    DRV_UNKNOWN, PROVIDER_NOT_FOUND, PROVIDER_NOT_RUNNING, driver_reason, fail_with,
-};
 use crate::state::Home;
 use minik_driver_api::fake::{FakeDriver, FakeEngine, FakeRunner};
 use minik_driver_api::{
@@ -15,6 +12,43 @@ use minik_driver_podman::PodmanDriver;
 use minik_driver_qemu::{Layout, QemuDriver, QemuOptions, SshRunner};
 use std::time::Duration;
 use tokio::io::AsyncWrite;
+
+crate::errors::layer_error!(
+    /// Choosing or setting up a driver failed (reasons: `crate::errors`).
+    ChoiceError,
+    /// What went wrong choosing a driver.
+    ChoiceKind {
+        /// A driver name minik does not know.
+        UnknownDriver,
+        /// Some engine is installed, none answers.
+        NoEngineAnswers,
+        /// No engine is installed.
+        NoEngineInstalled,
+        /// A driver setting from the environment is invalid.
+        BadSetting,
+    }
+);
+
+/// A driver error with advice specific to the driver (podman's socket, qemu's packages); its
+/// reason is the driver error's. Display: `message`, which is the driver error's own unless
+/// the driver words it better.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct AdvisedDriverError {
+    pub error: DriverError,
+    pub message: String,
+    pub advice: String,
+}
+
+impl AdvisedDriverError {
+    pub fn new(error: DriverError, advice: impl Into<String>) -> Self {
+        AdvisedDriverError {
+            message: error.to_string(),
+            error,
+            advice: advice.into(),
+        }
+    }
+}
 
 /// Drivers users can choose, in auto-detection order.
 pub const DRIVERS: &[&str] = &["docker", "podman", "qemu"];
@@ -65,11 +99,12 @@ impl AnyDriver {
             "fake" => Ok(AnyDriver::Fake(FakeDriver::new(FakeEngine::new(
                 home.fake_engine_file(),
             )))),
-            other => Err(fail_with(
-                &DRV_UNKNOWN,
+            other => Err(ChoiceError::new(
+                ChoiceKind::UnknownDriver,
                 format!("unknown driver {other:?}"),
-                format!("Use one of: {}.", DRIVERS.join(", ")),
-            )),
+            )
+            .with_advice(format!("Use one of: {}.", DRIVERS.join(", ")))
+            .into()),
         }
     }
 
@@ -111,17 +146,20 @@ impl AnyDriver {
                 }
             }
         }
-        let (reason, verb) = if installed {
-            (&PROVIDER_NOT_RUNNING, "no engine answers")
+        let (kind, verb) = if installed {
+            (ChoiceKind::NoEngineAnswers, "no engine answers")
         } else {
-            (&PROVIDER_NOT_FOUND, "no container engine or qemu found")
+            (
+                ChoiceKind::NoEngineInstalled,
+                "no container engine or qemu found",
+            )
         };
-        Err(fail_with(
-            reason,
-            format!("{verb} ({})", problems.join("; ")),
-            "Start Docker Engine (`sudo systemctl start docker`) or podman's API (`sudo systemctl start podman.socket`), \
-             install one of them or qemu, or pick a driver with --driver.",
-        ))
+        Err(ChoiceError::new(kind, format!("{verb} ({})", problems.join("; ")))
+            .with_advice(
+                "Start Docker Engine (`sudo systemctl start docker`) or podman's API (`sudo systemctl start podman.socket`), \
+                 install one of them or qemu, or pick a driver with --driver.",
+            )
+            .into())
     }
 
     /// [`Driver::check`], with the driver's own advice on a missing or stopped engine (podman's
@@ -179,7 +217,7 @@ impl AnyDriver {
 /// the socket this environment selects).
 fn podman_failure(e: DriverError) -> anyhow::Error {
     match minik_driver_podman::advice(&e) {
-        Some(advice) => fail_with(driver_reason(&e), e.to_string(), advice),
+        Some(advice) => AdvisedDriverError::new(e, advice).into(),
         None => e.into(),
     }
 }
@@ -188,14 +226,10 @@ fn podman_failure(e: DriverError) -> anyhow::Error {
 /// (`MINIK_QEMU_ACCEL`, `MINIK_QEMU_SYSTEM`, `MINIK_QEMU_IMG`); `start` adds its flags.
 pub(crate) fn qemu_driver(home: &Home) -> anyhow::Result<QemuDriver> {
     let options = QemuOptions::from_env().map_err(|e| {
-        fail_with(
-            &crate::errors::USAGE,
-            e.to_string(),
-            format!(
-                "Set {} to auto, kvm, hvf or tcg, or unset it.",
-                minik_driver_qemu::ACCEL_ENV
-            ),
-        )
+        ChoiceError::new(ChoiceKind::BadSetting, e.to_string()).with_advice(format!(
+            "Set {} to auto, kvm, hvf or tcg, or unset it.",
+            minik_driver_qemu::ACCEL_ENV
+        ))
     })?;
     let layout = Layout::new(home.profiles_dir(), home.vm_disk_cache_dir());
     Ok(QemuDriver::new(layout, options))
@@ -203,16 +237,20 @@ pub(crate) fn qemu_driver(home: &Home) -> anyhow::Result<QemuDriver> {
 
 /// A qemu driver error with advice on installing what is missing.
 fn qemu_failure(e: DriverError) -> anyhow::Error {
-    match &e {
-        DriverError::EngineNotFound { endpoint, .. } => fail_with(
-            driver_reason(&e),
-            format!("the qemu driver needs {endpoint}, which is not installed (or not on PATH)"),
-            "Install qemu and OpenSSH's client: `apt-get install qemu-system-x86 qemu-utils openssh-client` \
-             (Debian/Ubuntu; qemu-system-arm on Arm), `dnf install qemu-kvm qemu-img openssh-clients`, \
-             `brew install qemu`; or point MINIK_QEMU_SYSTEM / MINIK_QEMU_IMG at the binaries.",
+    let DriverError::EngineNotFound { endpoint, .. } = &e else {
+        return e.into();
+    };
+    AdvisedDriverError {
+        message: format!(
+            "the qemu driver needs {endpoint}, which is not installed (or not on PATH)"
         ),
-        _ => e.into(),
+        error: e,
+        advice: "Install qemu and OpenSSH's client: `apt-get install qemu-system-x86 qemu-utils openssh-client` \
+             (Debian/Ubuntu; qemu-system-arm on Arm), `dnf install qemu-kvm qemu-img openssh-clients`, \
+             `brew install qemu`; or point MINIK_QEMU_SYSTEM / MINIK_QEMU_IMG at the binaries."
+            .into(),
     }
+    .into()
 }
 
 /// Whether `e` says an engine is installed but does not answer.
@@ -222,8 +260,10 @@ fn is_unreachable(e: &anyhow::Error) -> bool {
             c.downcast_ref::<DriverError>(),
             Some(DriverError::EngineUnreachable { .. })
         ) || c
-            .downcast_ref::<crate::errors::Failure>()
-            .is_some_and(|f| *f.reason == PROVIDER_NOT_RUNNING)
+            .downcast_ref::<AdvisedDriverError>()
+            .is_some_and(|a| matches!(a.error, DriverError::EngineUnreachable { .. }))
+            || c.downcast_ref::<ChoiceError>()
+                .is_some_and(|f| f.kind == ChoiceKind::NoEngineAnswers)
     })
 }
 

@@ -2,11 +2,24 @@
 //! one line of advice (minikube's `reason` package is the model; the table is in
 //! docs/exit-codes.md and a test keeps the two in sync).
 //!
-//! Library code returns typed errors; commands wrap them in [`Failure`] (via [`fail`] or the
-//! [`From<DriverError>`] mapping) so `main` can print `reason id`, message and advice and exit
-//! with the reason's code.
+//! Library code below the commands returns typed errors that say what failed (a
+//! [`KubeconfigError`], a [`StateError`], a [`ClusterError`], …); this module alone maps them
+//! to reasons ([`Classified`]), and [`classify`] finds the first one in an error chain so
+//! `main` can print `reason id`, message and advice and exit with the reason's code. Commands
+//! refusing their own flags use [`Failure`] (via [`fail`] / [`fail_with`]).
 
+use crate::addons::{AddonError, AddonKind};
+use crate::any_driver::{AdvisedDriverError, ChoiceError, ChoiceKind};
+use crate::cluster::error::{ClusterError, ClusterKind};
+use crate::images::ImageError;
+use crate::interrupt::Interrupted;
+use crate::k8s::kubeconfig::KubeconfigError;
+use crate::k8s::release::{ReleaseError, ReleaseKind};
+use crate::k8s::{InputError, InputKind};
+use crate::node_image::build::{BuildError, BuildKind};
+use crate::state::StateError;
 use minik_driver_api::DriverError;
+use std::error::Error as StdError;
 use std::fmt;
 
 /// A class of failure with a stable id, exit code and advice.
@@ -124,6 +137,209 @@ pub fn fail_with(
     })
 }
 
+/// Defines a layer's error type for layers with many cases: `$name { kind, message, advice }`
+/// (Display: the message; no source, so an error chain prints as the message alone) and the
+/// `$kind` enum of what failed. Build one with `$name::new(kind, msg)`, add case-specific
+/// advice with `.with_advice(..)`; [`Classified`] (here) maps each kind to a reason.
+macro_rules! layer_error {
+    (
+        $(#[$doc:meta])* $name:ident,
+        $(#[$kdoc:meta])* $kind:ident { $( $(#[$vdoc:meta])* $variant:ident ),* $(,)? }
+    ) => {
+        $(#[$kdoc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum $kind {
+            $( $(#[$vdoc])* $variant, )*
+        }
+
+        $(#[$doc])*
+        #[derive(Debug, thiserror::Error)]
+        #[error("{message}")]
+        pub struct $name {
+            pub kind: $kind,
+            pub message: String,
+            /// Advice specific to this case, replacing the reason's generic advice.
+            pub advice: Option<String>,
+        }
+
+        impl $name {
+            pub fn new(kind: $kind, message: impl Into<String>) -> Self {
+                Self {
+                    kind,
+                    message: message.into(),
+                    advice: None,
+                }
+            }
+
+            #[must_use]
+            pub fn with_advice(mut self, advice: impl Into<String>) -> Self {
+                self.advice = Some(advice.into());
+                self
+            }
+        }
+    };
+}
+pub(crate) use layer_error;
+
+/// An error that knows its reason: every typed error below the commands, mapped here and
+/// nowhere else.
+pub trait Classified {
+    fn reason(&self) -> &'static Reason;
+    /// Advice that replaces the reason's generic advice.
+    fn advice(&self) -> Option<String> {
+        None
+    }
+}
+
+impl Classified for Failure {
+    fn reason(&self) -> &'static Reason {
+        self.reason
+    }
+    fn advice(&self) -> Option<String> {
+        self.advice.clone()
+    }
+}
+
+impl Classified for DriverError {
+    fn reason(&self) -> &'static Reason {
+        driver_reason(self)
+    }
+}
+
+impl Classified for AdvisedDriverError {
+    fn reason(&self) -> &'static Reason {
+        driver_reason(&self.error)
+    }
+    fn advice(&self) -> Option<String> {
+        Some(self.advice.clone())
+    }
+}
+
+impl Classified for Interrupted {
+    fn reason(&self) -> &'static Reason {
+        &INTERRUPTED
+    }
+}
+
+impl Classified for KubeconfigError {
+    fn reason(&self) -> &'static Reason {
+        match self {
+            KubeconfigError::File(_) | KubeconfigError::Invalid(_) => &HOST_KUBECONFIG,
+            KubeconfigError::LockTimeout { .. } => &HOST_LOCK_TIMEOUT,
+            KubeconfigError::BadAdminConf(_) => &K8S_BOOTSTRAP,
+            KubeconfigError::Internal(_) => &INTERNAL,
+        }
+    }
+    fn advice(&self) -> Option<String> {
+        match self {
+            KubeconfigError::LockTimeout { advice, .. } => Some(advice.clone()),
+            _ => None,
+        }
+    }
+}
+
+impl Classified for StateError {
+    fn reason(&self) -> &'static Reason {
+        match self {
+            StateError::Files(_) => &HOST_FILES,
+            StateError::InvalidName { .. } => &USAGE,
+            StateError::Corrupt { .. } => &GUEST_PROFILE_CORRUPT,
+            StateError::Busy { .. } => &GUEST_PROFILE_BUSY,
+        }
+    }
+    fn advice(&self) -> Option<String> {
+        match self {
+            StateError::Files(_) => None,
+            StateError::InvalidName { advice, .. }
+            | StateError::Corrupt { advice, .. }
+            | StateError::Busy { advice, .. } => Some(advice.clone()),
+        }
+    }
+}
+
+impl Classified for ImageError {
+    fn reason(&self) -> &'static Reason {
+        match self {
+            ImageError::Unreadable { .. }
+            | ImageError::BadArchive { .. }
+            | ImageError::LoadFailed { .. } => &GUEST_IMAGE_LOAD,
+            ImageError::NotAName { .. } => &USAGE,
+            ImageError::NotInEngine { .. } => &GUEST_IMAGE_NOT_FOUND,
+        }
+    }
+    fn advice(&self) -> Option<String> {
+        match self {
+            ImageError::Unreadable { advice, .. }
+            | ImageError::BadArchive { advice, .. }
+            | ImageError::LoadFailed { advice, .. }
+            | ImageError::NotAName { advice, .. }
+            | ImageError::NotInEngine { advice, .. } => Some(advice.clone()),
+        }
+    }
+}
+
+/// [`Classified`] for a [`layer_error!`] type: its kinds' reasons; advice from the value.
+macro_rules! classified_layer {
+    ($name:ty, $kind:ident { $( $variant:ident => $reason:expr ),* $(,)? }) => {
+        impl Classified for $name {
+            fn reason(&self) -> &'static Reason {
+                match self.kind {
+                    $( $kind::$variant => $reason, )*
+                }
+            }
+            fn advice(&self) -> Option<String> {
+                self.advice.clone()
+            }
+        }
+    };
+}
+
+classified_layer!(ClusterError, ClusterKind {
+    Bootstrap => &K8S_BOOTSTRAP,
+    NotReady => &K8S_NOT_READY,
+    Provision => &GUEST_PROVISION,
+    NotRunning => &GUEST_NOT_RUNNING,
+    NodeNotFound => &GUEST_NODE_NOT_FOUND,
+    Orphaned => &GUEST_PROFILE_ORPHANED,
+    Unsupported => &GUEST_UNSUPPORTED,
+    Timeout => &GUEST_TIMEOUT,
+    BadRequest => &USAGE,
+    Bug => &INTERNAL,
+});
+
+classified_layer!(AddonError, AddonKind {
+    Failed => &K8S_ADDON,
+    NotRunning => &GUEST_NOT_RUNNING,
+    Unsupported => &GUEST_UNSUPPORTED,
+    Unknown => &USAGE,
+    Bug => &INTERNAL,
+});
+
+classified_layer!(BuildError, BuildKind {
+    Image => &DRV_IMAGE,
+    Usage => &USAGE,
+    Bug => &INTERNAL,
+});
+
+classified_layer!(ReleaseError, ReleaseKind {
+    Download => &INET_DOWNLOAD,
+    Files => &HOST_FILES,
+    Usage => &USAGE,
+    Bug => &INTERNAL,
+});
+
+classified_layer!(InputError, InputKind {
+    Invalid => &USAGE,
+    Bug => &INTERNAL,
+});
+
+classified_layer!(ChoiceError, ChoiceKind {
+    UnknownDriver => &DRV_UNKNOWN,
+    NoEngineAnswers => &PROVIDER_NOT_RUNNING,
+    NoEngineInstalled => &PROVIDER_NOT_FOUND,
+    BadSetting => &USAGE,
+});
+
 /// The reason a driver error maps to.
 pub fn driver_reason(err: &DriverError) -> &'static Reason {
     match err {
@@ -140,18 +356,39 @@ pub fn driver_reason(err: &DriverError) -> &'static Reason {
     }
 }
 
-/// Finds the reason for an error chain: the first [`Failure`], else the first
-/// [`DriverError`], else [`INTERNAL`].
+/// One link of an error chain as a [`Classified`] error of type `T`, if it is one.
+fn as_classified<'a, T: Classified + StdError + 'static>(
+    cause: &'a (dyn StdError + 'static),
+) -> Option<&'a dyn Classified> {
+    cause.downcast_ref::<T>().map(|e| e as &dyn Classified)
+}
+
+type Probe = for<'a> fn(&'a (dyn StdError + 'static)) -> Option<&'a dyn Classified>;
+
+/// Every error type that chooses its reason, tried on each link of a chain; a bare
+/// [`DriverError`] only counts when none of these is in the chain (it is the most generic).
+const TYPED: &[Probe] = &[
+    as_classified::<Failure>,
+    as_classified::<Interrupted>,
+    as_classified::<AdvisedDriverError>,
+    as_classified::<ChoiceError>,
+    as_classified::<KubeconfigError>,
+    as_classified::<ReleaseError>,
+    as_classified::<InputError>,
+    as_classified::<StateError>,
+    as_classified::<ImageError>,
+    as_classified::<AddonError>,
+    as_classified::<BuildError>,
+    as_classified::<ClusterError>,
+];
+
+/// Finds the reason for an error chain: the first typed error ([`TYPED`]), else the first
+/// [`DriverError`], else [`INTERNAL`]. Returns the reason and the error's own advice, if any.
 pub fn classify(err: &anyhow::Error) -> (&'static Reason, Option<String>) {
-    for cause in err.chain() {
-        if let Some(f) = cause.downcast_ref::<Failure>() {
-            return (f.reason, f.advice.clone());
-        }
-        if let Some(d) = cause.downcast_ref::<DriverError>() {
-            return (driver_reason(d), None);
-        }
-    }
-    (&INTERNAL, None)
+    err.chain()
+        .find_map(|cause| TYPED.iter().find_map(|probe| probe(cause)))
+        .or_else(|| err.chain().find_map(as_classified::<DriverError>))
+        .map_or((&INTERNAL, None), |c| (c.reason(), c.advice()))
 }
 
 #[cfg(test)]
@@ -196,5 +433,44 @@ mod tests {
         let err = fail(&GUEST_PROFILE_BUSY, "busy").context("starting");
         assert_eq!(classify(&err).0.exit_code, 82);
         assert_eq!(classify(&anyhow::anyhow!("boom")).0.id, "MK_INTERNAL");
+    }
+
+    #[test]
+    fn classify_finds_typed_errors_with_their_advice_under_context() {
+        let err = anyhow::Error::new(
+            ClusterError::new(ClusterKind::Timeout, "node n did not boot").with_advice("look"),
+        )
+        .context("starting");
+        assert_eq!(classify(&err), (&GUEST_TIMEOUT, Some("look".to_string())));
+        // The typed error prints as its message: the chain reads as it did with `fail_with`.
+        assert_eq!(format!("{err:#}"), "starting: node n did not boot");
+        let err = anyhow::Error::new(StateError::Files("cannot read x".into()));
+        assert_eq!(classify(&err), (&HOST_FILES, None));
+        let err = anyhow::Error::new(KubeconfigError::LockTimeout {
+            message: "timed out".into(),
+            advice: "retry".into(),
+        });
+        assert_eq!(classify(&err), (&HOST_LOCK_TIMEOUT, Some("retry".into())));
+    }
+
+    #[test]
+    fn a_driver_error_with_advice_keeps_the_driver_reason() {
+        let unreachable = || DriverError::EngineUnreachable {
+            engine: "podman".into(),
+            endpoint: "unix:///x".into(),
+            detail: "no".into(),
+        };
+        let err = anyhow::Error::new(AdvisedDriverError::new(unreachable(), "start it"));
+        assert_eq!(format!("{err:#}"), unreachable().to_string());
+        assert_eq!(
+            classify(&err),
+            (&PROVIDER_NOT_RUNNING, Some("start it".to_string()))
+        );
+        let err = anyhow::Error::new(Interrupted {
+            signal: "SIGINT".into(),
+            doing: "waiting".into(),
+        });
+        assert_eq!(format!("{err:#}"), "interrupted by SIGINT while waiting");
+        assert_eq!(classify(&err), (&INTERRUPTED, None));
     }
 }

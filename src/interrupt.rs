@@ -121,12 +121,23 @@ impl Drop for Scope {
     }
 }
 
+/// A command stopped by the first SIGINT or SIGTERM (`MK_INTERRUPTED`).
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted by {signal} while {doing}")]
+pub struct Interrupted {
+    /// The signal's name.
+    pub signal: String,
+    /// What the command was doing ("running the command").
+    pub doing: String,
+}
+
 /// The error a command returns when [`cancelled`] resolved while it ran.
 pub fn error(signal: &str, doing: &str) -> anyhow::Error {
-    crate::errors::fail(
-        &INTERRUPTED,
-        format!("interrupted by {signal} while {doing}"),
-    )
+    Interrupted {
+        signal: signal.into(),
+        doing: doing.into(),
+    }
+    .into()
 }
 
 /// `fut`, or the interruption error once SIGINT/SIGTERM arrived (`fut` is dropped at its

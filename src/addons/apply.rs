@@ -9,8 +9,8 @@
 //! the whole flow is exercised by the recording fake runner in the CLI tests.
 
 use super::{Addon, LABEL, PodSelector, render_yaml};
+use super::{AddonError, AddonKind};
 use crate::cluster::health::ADMIN_CONF;
-use crate::errors::{K8S_ADDON, fail_with};
 use crate::images::{self, Source, Wanted, reference};
 use crate::ui::Reporter;
 use futures_util::future::{join_all, try_join_all};
@@ -78,13 +78,11 @@ pub fn delete_argv(timeout: Duration) -> Vec<String> {
 }
 
 fn addon_error(addon: &str, profile: &str, what: String) -> anyhow::Error {
-    fail_with(
-        &K8S_ADDON,
-        format!("addon {addon}: {what}"),
-        format!(
+    AddonError::new(AddonKind::Failed, format!("addon {addon}: {what}"))
+        .with_advice(format!(
             "See the pods with `minik kubectl -p {profile} -- get pods -A`; `minik addons disable -p {profile} {addon}` removes what was applied."
-        ),
-    )
+        ))
+        .into()
 }
 
 /// A failed pull in one line: crictl repeats the registry's answer in several forms over
@@ -670,16 +668,17 @@ async fn wait_for_own_volumes<R: Runner>(
             .map(|v| v.claim.as_str())
             .collect();
         if !claimed.is_empty() {
-            return Err(fail_with(
-                &K8S_ADDON,
+            return Err(AddonError::new(
+                AddonKind::Failed,
                 format!(
                     "addon {addon}: its volumes still hold the data of claims {}; disabling it would leave them behind",
                     claimed.join(", ")
                 ),
-                format!(
-                    "Delete those claims (their data goes with them) with `minik kubectl -p {profile} -- delete pvc -n NAMESPACE NAME`, then disable again."
-                ),
-            ));
+            )
+            .with_advice(format!(
+                "Delete those claims (their data goes with them) with `minik kubectl -p {profile} -- delete pvc -n NAMESPACE NAME`, then disable again."
+            ))
+            .into());
         }
         if std::time::Instant::now() >= deadline {
             let names: Vec<&str> = own.iter().map(|v| v.name.as_str()).collect();

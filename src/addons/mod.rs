@@ -17,6 +17,24 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
+crate::errors::layer_error!(
+    /// An addon could not be found, applied or removed (reasons: `crate::errors`).
+    AddonError,
+    /// What went wrong with an addon.
+    AddonKind {
+        /// Applying or removing it failed, or its pods did not become ready.
+        Failed,
+        /// The profile's nodes are not running (or are paused).
+        NotRunning,
+        /// The profile has no Kubernetes.
+        Unsupported,
+        /// No addon of that name.
+        Unknown,
+        /// A bug: the embedded catalog is broken.
+        Bug,
+    }
+);
+
 mod embedded {
     include!(concat!(env!("OUT_DIR"), "/addon_files.rs"));
 }
@@ -438,7 +456,7 @@ pub fn catalog() -> Result<&'static [Addon], String> {
 
 /// The catalog, as an error with a reason when it does not load.
 pub fn all() -> anyhow::Result<&'static [Addon]> {
-    catalog().map_err(|e| crate::errors::fail(&crate::errors::INTERNAL, e))
+    catalog().map_err(|e| AddonError::new(AddonKind::Bug, e).into())
 }
 
 /// Finds an addon; MK_USAGE listing the known ones otherwise.
@@ -446,11 +464,12 @@ pub fn find(name: &str) -> anyhow::Result<&'static Addon> {
     let all = all()?;
     all.iter().find(|a| a.name == name).ok_or_else(|| {
         let known: Vec<&str> = all.iter().map(|a| a.name.as_str()).collect();
-        crate::errors::fail_with(
-            &crate::errors::USAGE,
-            format!("unknown addon {name:?}"),
-            format!("Known addons: {} (`minik addons list`).", known.join(", ")),
-        )
+        AddonError::new(AddonKind::Unknown, format!("unknown addon {name:?}"))
+            .with_advice(format!(
+                "Known addons: {} (`minik addons list`).",
+                known.join(", ")
+            ))
+            .into()
     })
 }
 
@@ -470,10 +489,11 @@ pub fn with_requirements(names: &[String]) -> anyhow::Result<Vec<String>> {
             return Ok(());
         }
         if depth > 8 {
-            return Err(crate::errors::fail(
-                &crate::errors::INTERNAL,
+            return Err(AddonError::new(
+                AddonKind::Bug,
                 format!("addon requirements loop at {name}"),
-            ));
+            )
+            .into());
         }
         let addon = find(name)?;
         for r in &addon.meta.requires {

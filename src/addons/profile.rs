@@ -2,8 +2,8 @@
 //! enabled ones at `start` (the commands `addons` and `start` call these).
 
 use super::apply::{Target, WaitOptions};
+use super::{AddonError, AddonKind};
 use crate::any_driver::AnyDriver;
-use crate::errors::{GUEST_NOT_RUNNING, GUEST_UNSUPPORTED, fail_with};
 use crate::state::Profile;
 use crate::ui::Reporter;
 use minik_driver_api::{Driver, NodeInfo};
@@ -13,14 +13,15 @@ use std::time::Duration;
 /// Refuses profiles without Kubernetes.
 pub fn require_kubernetes(profile: &Profile) -> anyhow::Result<()> {
     if profile.kubernetes.is_none() {
-        return Err(fail_with(
-            &GUEST_UNSUPPORTED,
+        return Err(AddonError::new(
+            AddonKind::Unsupported,
             format!(
                 "profile \"{}\" runs without Kubernetes (--no-kubernetes): addons need a cluster",
                 profile.name
             ),
-            "Create a profile with Kubernetes (`minik start -p NAME`) to use addons.",
-        ));
+        )
+        .with_advice("Create a profile with Kubernetes (`minik start -p NAME`) to use addons.")
+        .into());
     }
     Ok(())
 }
@@ -40,14 +41,15 @@ pub async fn target<'a>(
             .await?
             .is_empty()
         {
-            return Err(fail_with(
-                &GUEST_NOT_RUNNING,
+            return Err(AddonError::new(
+                AddonKind::NotRunning,
                 format!("profile \"{}\" is paused (node {})", profile.name, n.name),
-                format!(
-                    "Resume it with `minik unpause -p {}`, then retry.",
-                    profile.name
-                ),
-            ));
+            )
+            .with_advice(format!(
+                "Resume it with `minik unpause -p {}`, then retry.",
+                profile.name
+            ))
+            .into());
         }
     }
     let cp = profile.control_plane();

@@ -1,6 +1,6 @@
 //! Waiting for a node's init system and container runtime, over the `Runner`.
 
-use crate::errors::{GUEST_TIMEOUT, fail_with};
+use super::error::{ClusterError, ClusterKind};
 use minik_driver_api::{DriverError, Runner};
 use std::future::Future;
 use std::time::{Duration, Instant};
@@ -117,17 +117,18 @@ where
         }
         if start.elapsed() >= timeout {
             let node = runner.node();
-            return Err(fail_with(
-                &GUEST_TIMEOUT,
+            return Err(ClusterError::new(
+                ClusterKind::Timeout,
                 format!(
                     "node {node} did not boot within {}s (last seen: {last})",
                     timeout.as_secs()
                 ),
-                format!(
-                    "Run `{}` to see its journal; `--keep-on-failure` keeps it for inspection.",
-                    super::logs_command(node)
-                ),
-            ));
+            )
+            .with_advice(format!(
+                "Run `{}` to see its journal; `--keep-on-failure` keeps it for inspection.",
+                super::logs_command(node)
+            ))
+            .into());
         }
         tokio::time::sleep(POLL).await;
     }

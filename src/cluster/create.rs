@@ -3,9 +3,9 @@
 //! kubeconfig, apply the addons. A failure or the first Ctrl-C removes everything it created
 //! (unless `keep_on_failure`), so the next `start` begins from nothing.
 
+use super::error::{ClusterError, ClusterKind};
 use super::kubernetes;
 use crate::any_driver::AnyDriver;
-use crate::errors::{GUEST_PROFILE_ORPHANED, fail_with};
 use crate::k8s::kubeconfig;
 use crate::k8s::version::KubernetesVersion;
 use crate::node_image::build::BuildPlan;
@@ -101,14 +101,10 @@ pub async fn create(s: &Session<'_>, req: &CreateRequest) -> anyhow::Result<Runn
     ));
 
     if driver.list_profiles().await?.iter().any(|p| p == name) {
-        return Err(fail_with(
-            &GUEST_PROFILE_ORPHANED,
-            format!(
+        return Err(ClusterError::new(ClusterKind::Orphaned, format!(
                 "{} resources labelled with profile \"{name}\" exist, but the profile has no profile file",
                 driver.name()
-            ),
-            format!("Run `minik delete -p {name}` to remove them, then start again."),
-        ));
+            )).with_advice(format!("Run `minik delete -p {name}` to remove them, then start again.")).into());
     }
 
     let mut build = BuildPlan::new(req.kubernetes.clone(), req.kubernetes_from.clone());

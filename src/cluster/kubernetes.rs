@@ -8,7 +8,7 @@
 //! comes up with nothing to pull beyond what kubeadm itself needs (preloaded in the node
 //! image).
 
-use crate::errors::{K8S_BOOTSTRAP, K8S_NOT_READY, fail, fail_with};
+use super::error::{ClusterError, ClusterKind};
 use crate::k8s::kubeadm::{self, KUBEADM_CONFIG_PATH, KubeadmParams, NodeRole};
 use crate::k8s::kubeconfig;
 use crate::k8s::version::KubernetesVersion;
@@ -191,8 +191,8 @@ pub(super) async fn must<R: Runner>(
         .await
         .with_context(|| format!("{step}: running {} on {}", argv.join(" "), runner.node()))?;
     if !out.success() {
-        return Err(fail_with(
-            &K8S_BOOTSTRAP,
+        return Err(ClusterError::new(
+            ClusterKind::Bootstrap,
             format!(
                 "step {step} failed on node {}: `{}` exited with {}: {}",
                 runner.node(),
@@ -200,11 +200,12 @@ pub(super) async fn must<R: Runner>(
                 out.exit_code,
                 out.last_error_line()
             ),
-            format!(
-                "Run `{} -u kubelet` for the kubelet's journal; --keep-on-failure keeps the nodes.",
-                super::logs_command(runner.node())
-            ),
-        ));
+        )
+        .with_advice(format!(
+            "Run `{} -u kubelet` for the kubelet's journal; --keep-on-failure keeps the nodes.",
+            super::logs_command(runner.node())
+        ))
+        .into());
     }
     Ok(out.stdout_str())
 }
@@ -260,14 +261,12 @@ async fn kubeadm<R: Runner>(runner: &R, step: &str, argv: &[&str]) -> anyhow::Re
             journal.trim_end()
         ));
     }
-    Err(fail_with(
-        &K8S_BOOTSTRAP,
-        message,
-        format!(
+    Err(ClusterError::new(ClusterKind::Bootstrap, message)
+        .with_advice(format!(
             "Run `{} -u kubelet` for the kubelet's journal; --keep-on-failure keeps the nodes.",
             super::logs_command(runner.node())
-        ),
-    ))
+        ))
+        .into())
 }
 
 /// True when the node sees cgroup v1 (`/sys/fs/cgroup` is a tmpfs of v1 hierarchies).
@@ -346,11 +345,12 @@ pub async fn create_token<R: Runner>(control_plane: &R) -> anyhow::Result<String
     .await?;
     let token = out.trim().to_string();
     if !kubeadm::is_valid_token(&token) {
-        return Err(fail_with(
-            &K8S_BOOTSTRAP,
+        return Err(ClusterError::new(
+            ClusterKind::Bootstrap,
             format!("`kubeadm token create` printed {token:?}, not a bootstrap token"),
-            "Run `minik logs -u kubelet` on the control plane and retry.",
-        ));
+        )
+        .with_advice("Run `minik logs -u kubelet` on the control plane and retry.")
+        .into());
     }
     Ok(token)
 }
@@ -430,11 +430,11 @@ pub async fn export_kubeconfig<D: Driver>(driver: &D, plan: &Plan) -> anyhow::Re
         .read_file(ADMIN_CONF)
         .await
         .context("reading admin.conf from the control plane")?;
-    kubeconfig::export(
+    Ok(kubeconfig::export(
         &String::from_utf8_lossy(&admin),
         &plan.profile,
         &kubeconfig::local_server(plan.api_port),
-    )
+    )?)
 }
 
 /// What is not ready yet.
@@ -607,14 +607,12 @@ async fn not_ready_error<D: Driver>(
             logs.trim_end()
         ));
     }
-    fail_with(
-        &K8S_NOT_READY,
-        message,
-        format!(
+    ClusterError::new(ClusterKind::NotReady, message)
+        .with_advice(format!(
             "Inspect with `minik kubectl -p {} -- get pods -A`, or raise --wait-timeout.",
             plan.profile
-        ),
-    )
+        ))
+        .into()
 }
 
 /// The Kubernetes plan for a profile's live nodes. `new_token` makes a fresh bootstrap token
@@ -629,14 +627,14 @@ pub async fn plan_for<D: Driver>(
     let mut nodes = Vec::new();
     for n in &profile.nodes {
         let info = live.iter().find(|l| l.name == n.name).ok_or_else(|| {
-            crate::errors::fail(
-                &crate::errors::GUEST_PROVISION,
+            ClusterError::new(
+                ClusterKind::Provision,
                 format!("node {} disappeared while starting", n.name),
             )
         })?;
         let ip = info.ip.clone().ok_or_else(|| {
-            crate::errors::fail(
-                &crate::errors::GUEST_PROVISION,
+            ClusterError::new(
+                ClusterKind::Provision,
                 format!("node {} has no address on the profile network", n.name),
             )
         })?;
@@ -653,8 +651,8 @@ pub async fn plan_for<D: Driver>(
         .find(|l| &l.name == cp)
         .and_then(|l| l.api_port)
         .ok_or_else(|| {
-            crate::errors::fail(
-                &crate::errors::GUEST_PROVISION,
+            ClusterError::new(
+                ClusterKind::Provision,
                 format!("control plane {cp} publishes no API server port"),
             )
         })?;
@@ -662,7 +660,7 @@ pub async fn plan_for<D: Driver>(
     let cgroup_v1 = detect_cgroup_v1(&runner).await?;
     let token = if new_token {
         crate::k8s::kubeadm::random_token()
-            .map_err(|e| fail(&crate::errors::INTERNAL, format!("no randomness: {e}")))?
+            .map_err(|e| ClusterError::new(ClusterKind::Bug, format!("no randomness: {e}")))?
     } else {
         String::new()
     };

@@ -3,10 +3,10 @@
 //! runc: [`super::pause`]); on `--no-kubernetes` profiles the driver freezes and thaws the
 //! whole nodes. The caller holds the profile lock; `live` is the nodes' state read under it.
 
+use super::error::{ClusterError, ClusterKind};
 use super::pause::{self, Namespaces};
 use super::state_of;
 use crate::any_driver::AnyDriver;
-use crate::errors::{GUEST_NOT_RUNNING, fail_with};
 use crate::session::Session;
 use crate::state::Profile;
 use anyhow::Context as _;
@@ -198,9 +198,12 @@ pub async fn unpause(
 }
 
 fn not_running(profile: &str, node: &str, state: HostState) -> anyhow::Error {
-    fail_with(
-        &GUEST_NOT_RUNNING,
+    ClusterError::new(
+        ClusterKind::NotRunning,
         format!("node {node} of profile \"{profile}\" is {state}"),
-        format!("Start the profile first with `minik start -p {profile}`."),
     )
+    .with_advice(format!(
+        "Start the profile first with `minik start -p {profile}`."
+    ))
+    .into()
 }

@@ -4,6 +4,7 @@
 pub mod boot;
 pub mod create;
 pub mod delete;
+pub mod error;
 pub mod health;
 pub mod kubernetes;
 pub mod lifecycle;
@@ -12,10 +13,10 @@ pub mod pause;
 pub mod restart;
 pub mod steps;
 
-use crate::errors::{GUEST_NOT_RUNNING, GUEST_PROVISION, fail_with};
 use crate::state::{NodeRecord, Profile};
 use crate::ui::Reporter;
 use anyhow::Context as _;
+use error::{ClusterError, ClusterKind};
 use futures_util::future::try_join_all;
 use minik_driver_api::{ClusterRequest, Driver, HostState, NodeInfo, NodeSpec};
 use std::collections::BTreeMap;
@@ -213,11 +214,12 @@ pub async fn remove_unrecorded<D: Driver>(
 
 /// The error for a node that is not in the profile.
 pub fn unknown_node(profile: &str, node: &str, known: &[String]) -> anyhow::Error {
-    fail_with(
-        &crate::errors::GUEST_NODE_NOT_FOUND,
+    ClusterError::new(
+        ClusterKind::NodeNotFound,
         format!("profile {profile:?} has no node {node:?}"),
-        format!("Its nodes are: {}.", known.join(", ")),
     )
+    .with_advice(format!("Its nodes are: {}.", known.join(", ")))
+    .into()
 }
 
 /// `minik logs -p PROFILE -n NODE` for a node named as minik names them (`P`, `P-m02`, …), for
@@ -232,11 +234,15 @@ pub fn logs_command(node: &str) -> String {
 
 /// The error for a setup command that failed inside a node.
 pub fn command_failed(node: &str, what: &str, detail: &str) -> anyhow::Error {
-    fail_with(
-        &GUEST_PROVISION,
+    ClusterError::new(
+        ClusterKind::Provision,
         format!("{what} failed on node {node}: {detail}"),
-        format!("Run `{}` to see the node's journal.", logs_command(node)),
     )
+    .with_advice(format!(
+        "Run `{}` to see the node's journal.",
+        logs_command(node)
+    ))
+    .into()
 }
 
 /// Picks the node named by `-n` (full name or suffix), default the first control plane.
@@ -260,11 +266,11 @@ pub fn require_running(profile: &Profile, node: &str, state: HostState) -> anyho
     } else {
         format!("Start it with `minik start -p {}`.", profile.name)
     };
-    Err(fail_with(
-        &GUEST_NOT_RUNNING,
-        format!("node {node} is {state}"),
-        advice,
-    ))
+    Err(
+        ClusterError::new(ClusterKind::NotRunning, format!("node {node} is {state}"))
+            .with_advice(advice)
+            .into(),
+    )
 }
 
 /// The engine request for a profile's nodes.

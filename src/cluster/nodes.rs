@@ -2,10 +2,10 @@
 //! ([`super::steps::ADD_NODE`]), removing it again on failure or the first Ctrl-C; `minik node
 //! delete` drains it, drops its routes and deletes it.
 
+use super::error::{ClusterError, ClusterKind};
 use super::kubernetes::{self, PlannedNode};
 use super::steps::{ADD_NODE, StepCtx};
 use crate::any_driver::AnyDriver;
-use crate::errors::{GUEST_NOT_RUNNING, fail_with};
 use crate::k8s::version::KubernetesVersion;
 use crate::session::Session;
 use crate::state::{NodeRecord, Profile};
@@ -40,14 +40,15 @@ pub async fn add_worker(
     for n in &profile.nodes {
         let state = super::state_of(live, &n.name);
         if state != HostState::Running {
-            return Err(fail_with(
-                &GUEST_NOT_RUNNING,
+            return Err(ClusterError::new(
+                ClusterKind::NotRunning,
                 format!(
                     "node {} is {state}: nodes are added to a running profile",
                     n.name
                 ),
-                format!("Start it first with `minik start -p {name}`."),
-            ));
+            )
+            .with_advice(format!("Start it first with `minik start -p {name}`."))
+            .into());
         }
     }
     let index = profile.nodes.iter().map(|n| n.index).max().unwrap_or(0) + 1;

@@ -12,8 +12,8 @@
 //! survives a stop/start of the node.
 
 use super::command_failed;
+use super::error::{ClusterError, ClusterKind};
 use super::health::{RUNC_ROOT, parse_ids, runc_status};
-use crate::errors::{USAGE, fail_with};
 use minik_driver_api::{DriverError, Runner};
 
 /// The file in the node listing the container ids `minik pause` froze, one per line.
@@ -49,11 +49,14 @@ impl Namespaces {
             .filter(|n| !n.is_empty())
         {
             if !is_dns_label(ns) {
-                return Err(fail_with(
-                    &USAGE,
+                return Err(ClusterError::new(
+                    ClusterKind::BadRequest,
                     format!("invalid namespace {ns:?}"),
+                )
+                .with_advice(
                     "Namespaces are lowercase letters, digits and dashes (e.g. `-n kube-system,default`).",
-                ));
+                )
+                .into());
             }
             if !list.iter().any(|n| n == ns) {
                 list.push(ns.to_string());

@@ -5,9 +5,9 @@
 //! re-applies the enabled addons.
 
 use super::create::{QemuSettings, Running, write_kubeconfig};
+use super::error::{ClusterError, ClusterKind};
 use super::{kubernetes, pause};
 use crate::any_driver::AnyDriver;
-use crate::errors::{K8S_BOOTSTRAP, fail_with};
 use crate::k8s::version::KubernetesVersion;
 use crate::node_image::build::BuildPlan;
 use crate::session::Session;
@@ -115,17 +115,18 @@ async fn check_addresses(driver: &AnyDriver, plan: &kubernetes::Plan) -> anyhow:
             Err(_) => continue,
         };
         if !names_address(&config, &node.ip) {
-            return Err(fail_with(
-                &K8S_BOOTSTRAP,
+            return Err(ClusterError::new(
+                ClusterKind::Bootstrap,
                 format!(
                     "node {} came back with address {}, not the one its certificates were made for",
                     node.name, node.ip
                 ),
-                format!(
-                    "Recreate the profile: `minik delete -p {0} && minik start -p {0}`.",
-                    plan.profile
-                ),
-            ));
+            )
+            .with_advice(format!(
+                "Recreate the profile: `minik delete -p {0} && minik start -p {0}`.",
+                plan.profile
+            ))
+            .into());
         }
     }
     Ok(())

@@ -14,7 +14,6 @@ pub mod archive;
 pub mod reference;
 pub mod stream;
 
-use crate::errors::{GUEST_IMAGE_LOAD, GUEST_IMAGE_NOT_FOUND, fail_with};
 use crate::ui::Reporter;
 use bytes::Bytes;
 use futures_util::future::join_all;
@@ -27,6 +26,26 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::time::Instant;
+
+/// What went wrong loading or naming images (reasons: `crate::errors`).
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    /// An archive file cannot be opened.
+    #[error("{message}")]
+    Unreadable { message: String, advice: String },
+    /// An archive that is not a usable image archive.
+    #[error("{message}")]
+    BadArchive { message: String, advice: String },
+    /// An image given by id or digest where a name is needed.
+    #[error("{message}")]
+    NotAName { message: String, advice: String },
+    /// Images that are not in the engine's store.
+    #[error("{message}")]
+    NotInEngine { message: String, advice: String },
+    /// Importing into a node failed (the nodes were put back as they were).
+    #[error("{message}")]
+    LoadFailed { message: String, advice: String },
+}
 
 /// The containerd namespace of the CRI plugin (and so of the kubelet).
 pub const NAMESPACE: &str = "k8s.io";
@@ -165,13 +184,12 @@ async fn open_source(
             Ok(Box::pin(stream))
         }
         Source::Archive(path) => {
-            let file = tokio::fs::File::open(path).await.map_err(|e| {
-                fail_with(
-                    &GUEST_IMAGE_LOAD,
-                    format!("cannot open {}: {e}", path.display()),
-                    "Check the path given to --archive.",
-                )
-            })?;
+            let file = tokio::fs::File::open(path)
+                .await
+                .map_err(|e| ImageError::Unreadable {
+                    message: format!("cannot open {}: {e}", path.display()),
+                    advice: "Check the path given to --archive.".into(),
+                })?;
             Ok(Box::pin(stream::file_stream(file)))
         }
     }
@@ -497,11 +515,13 @@ pub async fn load<D: Driver>(
 }
 
 fn load_failed(message: String) -> anyhow::Error {
-    fail_with(
-        &GUEST_IMAGE_LOAD,
+    ImageError::LoadFailed {
         message,
-        "Check the image or archive named above; `minik image ls` shows what the nodes hold.",
-    )
+        advice:
+            "Check the image or archive named above; `minik image ls` shows what the nodes hold."
+                .into(),
+    }
+    .into()
 }
 
 /// Resolves image names in the engine's store: id, the name to export, the name the nodes get,
@@ -517,11 +537,13 @@ pub async fn resolve_in_engine(
     let mut missing = Vec::new();
     for arg in args {
         if is_digest(arg) || arg.contains('@') || arg.starts_with("sha256:") {
-            return Err(fail_with(
-                &crate::errors::USAGE,
-                format!("{arg}: images are loaded by name (NAME[:TAG]), not by id or digest"),
-                format!("Give it a name first: `{engine_name} tag {arg} NAME:TAG`."),
-            ));
+            return Err(ImageError::NotAName {
+                message: format!(
+                    "{arg}: images are loaded by name (NAME[:TAG]), not by id or digest"
+                ),
+                advice: format!("Give it a name first: `{engine_name} tag {arg} NAME:TAG`."),
+            }
+            .into());
         }
         let inspect = match docker.inspect_image(arg).await {
             Ok(i) => i,
@@ -550,11 +572,11 @@ pub async fn resolve_in_engine(
             .as_deref()
             .is_some_and(|i| i.trim_start_matches("sha256:").starts_with(arg.as_str()))
         {
-            return Err(fail_with(
-                &crate::errors::USAGE,
-                format!("{arg}: images are loaded by name (NAME[:TAG]), not by id"),
-                format!("Give it a name first: `{engine_name} tag {arg} NAME:TAG`."),
-            ));
+            return Err(ImageError::NotAName {
+                message: format!("{arg}: images are loaded by name (NAME[:TAG]), not by id"),
+                advice: format!("Give it a name first: `{engine_name} tag {arg} NAME:TAG`."),
+            }
+            .into());
         }
         let tags = inspect.repo_tags.clone().unwrap_or_default();
         let export = tags
@@ -580,9 +602,8 @@ pub async fn resolve_in_engine(
         });
     }
     if !missing.is_empty() {
-        return Err(fail_with(
-            &GUEST_IMAGE_NOT_FOUND,
-            format!(
+        return Err(ImageError::NotInEngine {
+            message: format!(
                 "{} not in {engine_name}'s image store: {}",
                 if missing.len() == 1 {
                     "image"
@@ -591,22 +612,22 @@ pub async fn resolve_in_engine(
                 },
                 missing.join(", ")
             ),
-            format!(
+            advice: format!(
                 "Build or pull it first (`{engine_name} images` lists what is there), or load a file with --archive."
             ),
-        ));
+        }
+        .into());
     }
     Ok(wanted)
 }
 
 /// The images of an archive, checked; a bad archive is refused before anything is sent.
 pub fn resolve_archive(path: &Path) -> anyhow::Result<Vec<Wanted>> {
-    let images = archive::inspect(path).map_err(|e| {
-        fail_with(
-            &GUEST_IMAGE_LOAD,
-            format!("{} is not a usable image archive: {e}", path.display()),
-            "Create it with `docker save NAME:TAG -o FILE.tar` (or `podman save`), uncompressed.",
-        )
+    let images = archive::inspect(path).map_err(|e| ImageError::BadArchive {
+        message: format!("{} is not a usable image archive: {e}", path.display()),
+        advice:
+            "Create it with `docker save NAME:TAG -o FILE.tar` (or `podman save`), uncompressed."
+                .into(),
     })?;
     Ok(images
         .into_iter()

@@ -22,7 +22,7 @@
 //! - `skipPhases: [preflight]`: preflight checks fail in containers (kernel config, swap, ...).
 
 use super::version::{KubeadmApi, KubernetesVersion};
-use crate::errors::{USAGE, fail};
+use super::{InputError, InputKind};
 use serde::Serialize;
 use serde::ser::{SerializeMap, SerializeSeq, Serializer};
 use std::collections::BTreeMap;
@@ -240,8 +240,8 @@ pub fn render(params: &KubeadmParams) -> anyhow::Result<String> {
 
 fn to_yaml<T: Serialize>(doc: &T) -> anyhow::Result<String> {
     let yaml = serde_saphyr::to_string(doc).map_err(|e| {
-        fail(
-            &crate::errors::INTERNAL,
+        InputError::new(
+            InputKind::Bug,
             format!("cannot render the kubeadm configuration: {e}"),
         )
     })?;
@@ -249,10 +249,11 @@ fn to_yaml<T: Serialize>(doc: &T) -> anyhow::Result<String> {
 }
 
 fn invalid(what: &str, value: &str, why: &str) -> anyhow::Error {
-    fail(
-        &USAGE,
+    InputError::new(
+        InputKind::Invalid,
         format!("invalid {what} {value:?} for the kubeadm configuration: {why}"),
     )
+    .into()
 }
 
 fn validate(p: &KubeadmParams) -> anyhow::Result<()> {

@@ -24,13 +24,34 @@
 //! The functions that write are blocking (file I/O and lock waits): from async code, call
 //! them through `tokio::task::spawn_blocking`.
 
-use crate::errors::{HOST_KUBECONFIG, HOST_LOCK_TIMEOUT, INTERNAL, K8S_BOOTSTRAP, fail, fail_with};
 use kube::config::{Context, Kubeconfig, NamedAuthInfo, NamedCluster, NamedContext};
 use serde_json::{Map, Value};
 use std::ffi::{OsStr, OsString};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
+
+/// What went wrong with a kubeconfig (reasons: `crate::errors`).
+#[derive(Debug, thiserror::Error)]
+pub enum KubeconfigError {
+    /// A file or directory cannot be read, written or created, or there is no file to use.
+    #[error("{0}")]
+    File(String),
+    /// The file is not a valid kubeconfig.
+    #[error("{0}")]
+    Invalid(String),
+    /// Another program holds `<file>.lock`.
+    #[error("{message}")]
+    LockTimeout { message: String, advice: String },
+    /// The control plane's admin.conf is not what kubeadm writes.
+    #[error("{0}")]
+    BadAdminConf(String),
+    /// A bug: minik built something it cannot serialize or use.
+    #[error("{0}")]
+    Internal(String),
+}
+
+type Result<T, E = KubeconfigError> = std::result::Result<T, E>;
 
 /// How long writers wait for another program's `<file>.lock` by default.
 pub const DEFAULT_LOCK_TIMEOUT: Duration = Duration::from_secs(10);
@@ -48,18 +69,14 @@ pub fn local_server(port: u16) -> String {
 /// set to `server` (e.g. [`local_server`]), and `current-context: profile`.
 ///
 /// Fails with `K8S_BOOTSTRAP` when admin.conf is not what kubeadm writes.
-pub fn export(admin_conf_yaml: &str, profile: &str, server: &str) -> anyhow::Result<Kubeconfig> {
+pub fn export(admin_conf_yaml: &str, profile: &str, server: &str) -> Result<Kubeconfig> {
     let bad = |why: String| {
-        fail(
-            &K8S_BOOTSTRAP,
-            format!("the control plane's admin.conf {why}"),
-        )
+        KubeconfigError::BadAdminConf(format!("the control plane's admin.conf {why}"))
     };
     if !server.starts_with("https://") {
-        return Err(fail(
-            &INTERNAL,
-            format!("kubeconfig server {server:?} is not an https URL"),
-        ));
+        return Err(KubeconfigError::Internal(format!(
+            "kubeconfig server {server:?} is not an https URL"
+        )));
     }
     let admin = Kubeconfig::from_yaml(admin_conf_yaml)
         .map_err(|e| bad(format!("cannot be parsed: {e}")))?;
@@ -132,7 +149,7 @@ pub fn kubeconfig_paths(kubeconfig_env: Option<&OsStr>) -> Vec<PathBuf> {
 /// The file to write: the first existing file of `$KUBECONFIG` (`kubeconfig_env`), else its
 /// last entry, else `<home>/.kube/config`. Fails with `HOST_KUBECONFIG` when there is neither a
 /// `$KUBECONFIG` nor a home directory.
-pub fn target_path(kubeconfig_env: Option<&OsStr>, home: Option<&Path>) -> anyhow::Result<PathBuf> {
+pub fn target_path(kubeconfig_env: Option<&OsStr>, home: Option<&Path>) -> Result<PathBuf> {
     let paths = kubeconfig_paths(kubeconfig_env);
     if let Some(existing) = paths.iter().find(|p| p.is_file()) {
         return Ok(existing.clone());
@@ -142,15 +159,14 @@ pub fn target_path(kubeconfig_env: Option<&OsStr>, home: Option<&Path>) -> anyho
     }
     match home {
         Some(home) => Ok(home.join(".kube").join("config")),
-        None => Err(fail(
-            &HOST_KUBECONFIG,
-            "cannot find the home directory for ~/.kube/config; set KUBECONFIG",
+        None => Err(KubeconfigError::File(
+            "cannot find the home directory for ~/.kube/config; set KUBECONFIG".into(),
         )),
     }
 }
 
 /// [`target_path`] for this process's `$KUBECONFIG` and home directory.
-pub fn target_path_from_env() -> anyhow::Result<PathBuf> {
+pub fn target_path_from_env() -> Result<PathBuf> {
     let env = std::env::var_os("KUBECONFIG");
     target_path(env.as_deref(), dirs::home_dir().as_deref())
 }
@@ -165,7 +181,7 @@ pub async fn merge_into_target(config: Kubeconfig, set_current: bool) -> anyhow:
         anyhow::Ok(path)
     })
     .await
-    .map_err(|e| fail(&INTERNAL, format!("kubeconfig writer panicked: {e}")))?
+    .map_err(|e| KubeconfigError::Internal(format!("kubeconfig writer panicked: {e}")))?
 }
 
 /// Merges `new`'s clusters, users and contexts into the kubeconfig at `path` (created when
@@ -180,7 +196,7 @@ pub fn merge_into(
     new: &Kubeconfig,
     set_current: bool,
     lock_timeout: Duration,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     merge_into_with(path, new, set_current, lock_timeout, None)
 }
 
@@ -190,14 +206,16 @@ fn merge_into_with(
     set_current: bool,
     lock_timeout: Duration,
     fault: Option<&dyn Fn() -> std::io::Result<()>>,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let entries = typed_entries(new)?;
     let current = new
         .current_context
         .clone()
         .or_else(|| new.contexts.first().map(|c| c.name.clone()));
     if set_current && current.is_none() {
-        return Err(fail(&INTERNAL, "the kubeconfig to merge has no context"));
+        return Err(KubeconfigError::Internal(
+            "the kubeconfig to merge has no context".into(),
+        ));
     }
     let _lock = KubeconfigLock::acquire(path, lock_timeout)?;
     let mut doc = read_tree(path)?;
@@ -219,7 +237,7 @@ fn merge_into_with(
 /// Removes the profile's cluster, user and context from the kubeconfig at `path`, and clears
 /// `current-context` only if it named the profile. Returns whether anything changed (a missing
 /// file, or one without the entries, is left as it is).
-pub fn remove_from(path: &Path, profile: &str, lock_timeout: Duration) -> anyhow::Result<bool> {
+pub fn remove_from(path: &Path, profile: &str, lock_timeout: Duration) -> Result<bool> {
     if !path.exists() {
         return Ok(false);
     }
@@ -254,7 +272,7 @@ pub fn update_server(
     server: &str,
     set_current: bool,
     lock_timeout: Duration,
-) -> anyhow::Result<bool> {
+) -> Result<bool> {
     if !path.exists() {
         return Ok(false);
     }
@@ -284,7 +302,7 @@ pub fn update_server(
 
 /// The server of the profile's context in the kubeconfig at `path`, if there is one (status
 /// compares it with the published port: Configured or Misconfigured).
-pub fn endpoint_of(path: &Path, profile: &str) -> anyhow::Result<Option<String>> {
+pub fn endpoint_of(path: &Path, profile: &str) -> Result<Option<String>> {
     let mut doc = read_tree(path)?;
     let top = top_level(&mut doc, path)?;
     let Some(cluster_name) = context_cluster(top, profile) else {
@@ -333,9 +351,9 @@ pub fn status(path: &Path, profile: &str, expected_server: &str) -> KubeconfigSt
 
 /// Serializes a kubeconfig as YAML (`apiVersion: v1`, `kind: Config` filled in), e.g. for a
 /// temporary file given to `kubectl --kubeconfig`. Keys are sorted; output is deterministic.
-pub fn to_yaml(config: &Kubeconfig) -> anyhow::Result<String> {
+pub fn to_yaml(config: &Kubeconfig) -> Result<String> {
     let mut value = serde_json::to_value(config)
-        .map_err(|e| fail(&INTERNAL, format!("cannot serialize the kubeconfig: {e}")))?;
+        .map_err(|e| KubeconfigError::Internal(format!("cannot serialize the kubeconfig: {e}")))?;
     if let Value::Object(top) = &mut value {
         top.entry("apiVersion").or_insert_with(|| Value::from("v1"));
         top.entry("kind").or_insert_with(|| Value::from("Config"));
@@ -344,13 +362,14 @@ pub fn to_yaml(config: &Kubeconfig) -> anyhow::Result<String> {
 }
 
 /// The profile's entries of `new` as generic trees, in [`LISTS`] order.
-fn typed_entries(new: &Kubeconfig) -> anyhow::Result<[Vec<Value>; 3]> {
-    fn values<T: serde::Serialize>(items: &[T]) -> anyhow::Result<Vec<Value>> {
+fn typed_entries(new: &Kubeconfig) -> Result<[Vec<Value>; 3]> {
+    fn values<T: serde::Serialize>(items: &[T]) -> Result<Vec<Value>> {
         items
             .iter()
             .map(|i| {
-                serde_json::to_value(i)
-                    .map_err(|e| fail(&INTERNAL, format!("cannot serialize the kubeconfig: {e}")))
+                serde_json::to_value(i).map_err(|e| {
+                    KubeconfigError::Internal(format!("cannot serialize the kubeconfig: {e}"))
+                })
             })
             .collect()
     }
@@ -399,18 +418,15 @@ fn context_cluster(top: &Map<String, Value>, profile: &str) -> Option<String> {
         .map(str::to_string)
 }
 
-fn top_level<'a>(doc: &'a mut Value, path: &Path) -> anyhow::Result<&'a mut Map<String, Value>> {
+fn top_level<'a>(doc: &'a mut Value, path: &Path) -> Result<&'a mut Map<String, Value>> {
     if doc.is_null() {
         *doc = Value::Object(Map::new());
     }
     doc.as_object_mut().ok_or_else(|| {
-        fail(
-            &HOST_KUBECONFIG,
-            format!(
-                "{} is not a kubeconfig: its top level is not a mapping",
-                path.display()
-            ),
-        )
+        KubeconfigError::Invalid(format!(
+            "{} is not a kubeconfig: its top level is not a mapping",
+            path.display()
+        ))
     })
 }
 
@@ -418,73 +434,59 @@ fn named_list<'a>(
     top: &'a mut Map<String, Value>,
     key: &str,
     path: &Path,
-) -> anyhow::Result<&'a mut Vec<Value>> {
+) -> Result<&'a mut Vec<Value>> {
     let slot = top.entry(key).or_insert_with(|| Value::Array(Vec::new()));
     if slot.is_null() {
         *slot = Value::Array(Vec::new());
     }
     slot.as_array_mut().ok_or_else(|| {
-        fail(
-            &HOST_KUBECONFIG,
-            format!(
-                "{} is not a valid kubeconfig: `{key}` is not a list",
-                path.display()
-            ),
-        )
+        KubeconfigError::Invalid(format!(
+            "{} is not a valid kubeconfig: `{key}` is not a list",
+            path.display()
+        ))
     })
 }
 
 /// Reads the file as a YAML tree. Missing or empty file: an empty tree (Null).
-fn read_tree(path: &Path) -> anyhow::Result<Value> {
+fn read_tree(path: &Path) -> Result<Value> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Value::Null),
         Err(e) => {
-            return Err(fail(
-                &HOST_KUBECONFIG,
-                format!("cannot read {}: {e}", path.display()),
-            ));
+            return Err(KubeconfigError::File(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )));
         }
     };
-    let mut docs: Vec<Value> = serde_saphyr::from_multiple(&text).map_err(|e| {
-        fail(
-            &HOST_KUBECONFIG,
-            format!("cannot parse {}: {e}", path.display()),
-        )
-    })?;
+    let mut docs: Vec<Value> = serde_saphyr::from_multiple(&text)
+        .map_err(|e| KubeconfigError::Invalid(format!("cannot parse {}: {e}", path.display())))?;
     match docs.len() {
         0 => Ok(Value::Null),
         1 => Ok(docs.remove(0)),
-        n => Err(fail(
-            &HOST_KUBECONFIG,
-            format!(
-                "{} holds {n} YAML documents; a kubeconfig file must hold one",
-                path.display()
-            ),
-        )),
+        n => Err(KubeconfigError::Invalid(format!(
+            "{} holds {n} YAML documents; a kubeconfig file must hold one",
+            path.display()
+        ))),
     }
 }
 
-fn yaml_string(value: &Value) -> anyhow::Result<String> {
+fn yaml_string(value: &Value) -> Result<String> {
     let mut options = serde_saphyr::SerializerOptions::default();
     // Long base64 certificate data stays one plain scalar, as kubectl writes it.
     options.prefer_block_scalars = false;
     serde_saphyr::to_string_with_options(value, options)
-        .map_err(|e| fail(&INTERNAL, format!("cannot serialize the kubeconfig: {e}")))
+        .map_err(|e| KubeconfigError::Internal(format!("cannot serialize the kubeconfig: {e}")))
 }
 
 fn write_tree(
     path: &Path,
     doc: &Value,
     fault: Option<&dyn Fn() -> std::io::Result<()>>,
-) -> anyhow::Result<()> {
+) -> Result<()> {
     let yaml = yaml_string(doc)?;
-    replace_file(path, yaml.as_bytes(), fault).map_err(|e| {
-        fail(
-            &HOST_KUBECONFIG,
-            format!("cannot write {}: {e}", path.display()),
-        )
-    })
+    replace_file(path, yaml.as_bytes(), fault)
+        .map_err(|e| KubeconfigError::File(format!("cannot write {}: {e}", path.display())))
 }
 
 /// Atomically replaces `path` with `contents`, mode 0600: a temporary file in the same
@@ -554,7 +556,7 @@ impl KubeconfigLock {
     /// Creates the lock file, retrying while another program holds it, for up to `timeout`
     /// (then `HOST_LOCK_TIMEOUT`, naming the lock file). Creates the kubeconfig's directory
     /// if needed.
-    pub fn acquire(kubeconfig: &Path, timeout: Duration) -> anyhow::Result<KubeconfigLock> {
+    pub fn acquire(kubeconfig: &Path, timeout: Duration) -> Result<KubeconfigLock> {
         let path = Self::path_for(kubeconfig);
         let start = Instant::now();
         let mut created_dir = false;
@@ -579,18 +581,18 @@ impl KubeconfigLock {
                     created_dir = true;
                     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                         std::fs::create_dir_all(dir).map_err(|e| {
-                            fail(
-                                &HOST_KUBECONFIG,
-                                format!("cannot create the directory {}: {e}", dir.display()),
-                            )
+                            KubeconfigError::File(format!(
+                                "cannot create the directory {}: {e}",
+                                dir.display()
+                            ))
                         })?;
                     }
                 }
                 Err(e) => {
-                    return Err(fail(
-                        &HOST_KUBECONFIG,
-                        format!("cannot create the lock file {}: {e}", path.display()),
-                    ));
+                    return Err(KubeconfigError::File(format!(
+                        "cannot create the lock file {}: {e}",
+                        path.display()
+                    )));
                 }
             }
         }
@@ -608,26 +610,25 @@ impl Drop for KubeconfigLock {
     }
 }
 
-fn lock_timeout_error(lock: &Path, waited: Duration) -> anyhow::Error {
+fn lock_timeout_error(lock: &Path, waited: Duration) -> KubeconfigError {
     let age = std::fs::metadata(lock)
         .and_then(|m| m.modified())
         .ok()
         .and_then(|t| t.elapsed().ok())
         .map(|age| format!(" (it is {}s old)", age.as_secs()))
         .unwrap_or_default();
-    fail_with(
-        &HOST_LOCK_TIMEOUT,
-        format!(
+    KubeconfigError::LockTimeout {
+        message: format!(
             "timed out after {:.1}s waiting for the kubeconfig lock {}{age}: another program (kubectl, kind, minikube, \
              another minik) is writing the same kubeconfig",
             waited.as_secs_f64(),
             lock.display()
         ),
-        format!(
+        advice: format!(
             "Retry when the other program is done. If none is running, the lock is stale: remove {} and retry.",
             lock.display()
         ),
-    )
+    }
 }
 
 /// Whether the kubeconfig file minik writes to has the profile's context pointing at
@@ -668,7 +669,11 @@ pub async fn remove_profile_everywhere(name: &str) -> (Vec<PathBuf>, anyhow::Res
         let result =
             tokio::task::spawn_blocking(move || remove_from(&file, &profile, DEFAULT_LOCK_TIMEOUT))
                 .await
-                .unwrap_or_else(|e| Err(anyhow::anyhow!("kubeconfig cleanup stopped: {e}")));
+                .unwrap_or_else(|e| {
+                    Err(KubeconfigError::Internal(format!(
+                        "kubeconfig cleanup stopped: {e}"
+                    )))
+                });
         match result {
             Ok(true) => changed.push(path),
             Ok(false) => {}
@@ -677,7 +682,7 @@ pub async fn remove_profile_everywhere(name: &str) -> (Vec<PathBuf>, anyhow::Res
             }
         }
     }
-    (changed, first_error.map_or(Ok(()), Err))
+    (changed, first_error.map_or(Ok(()), |e| Err(e.into())))
 }
 
 #[cfg(test)]

@@ -3,7 +3,12 @@
 //! (`.ci/run` installs it; `MINIK_TEST_KUBECTL` may name another binary).
 
 use super::*;
-use crate::errors::classify;
+use crate::errors::{Classified, Reason};
+
+/// The reason and advice `main` reports for a kubeconfig error.
+fn classify(err: &KubeconfigError) -> (&'static Reason, Option<String>) {
+    (err.reason(), err.advice())
+}
 use serde_json::json;
 use std::process::Command;
 

@@ -27,7 +27,6 @@
 //! the layout node-image/files/usr/local/sbin/install-kubernetes consumes.
 
 use super::version::KubernetesVersion;
-use crate::errors::{HOST_FILES, INET_DOWNLOAD, USAGE, fail, fail_with};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -53,6 +52,22 @@ pub const CONTAINERD_BINARIES: [&str; 3] = ["containerd", "containerd-shim-runc-
 pub fn dir_has_containerd(dir: &Path) -> bool {
     dir.join("containerd").exists() || dir.join("bin/containerd").exists()
 }
+
+crate::errors::layer_error!(
+    /// Getting the Kubernetes binaries failed (reasons: `crate::errors`).
+    ReleaseError,
+    /// What went wrong getting the Kubernetes binaries.
+    ReleaseKind {
+        /// A download failed or did not match its checksum.
+        Download,
+        /// A local file (cache, directory) cannot be read or written.
+        Files,
+        /// A `--kubernetes-from` directory that is not usable.
+        Usage,
+        /// A bug: a task minik started failed.
+        Bug,
+    }
+);
 
 const LAYOUT_ADVICE: &str = "--kubernetes-from DIR needs DIR/kubeadm, DIR/kubelet and DIR/kubectl (Linux binaries \
      for the node's architecture, executable); optional: DIR/crictl, DIR/containerd with DIR/containerd-shim-runc-v2 and DIR/ctr, DIR/VERSION, DIR/SHA256SUMS \
@@ -172,8 +187,8 @@ impl BinarySource {
                 tokio::task::spawn_blocking(move || from_dir(&path, version.as_ref(), arch))
                     .await
                     .map_err(|e| {
-                        fail(
-                            &crate::errors::INTERNAL,
+                        ReleaseError::new(
+                            ReleaseKind::Bug,
                             format!("validating the directory panicked: {e}"),
                         )
                     })?
@@ -229,14 +244,15 @@ impl Bundle {
                     FileSource::Bytes(b) => b.clone(),
                     FileSource::Host(p) => {
                         let bytes = std::fs::read(p)
-                            .map_err(|e| fail(&HOST_FILES, format!("cannot read {}: {e}", p.display())))?;
+                            .map_err(|e| ReleaseError::new(ReleaseKind::Files, format!("cannot read {}: {e}", p.display())))?;
                         if let Some(want) = &f.sha256 {
                             let got = hex::encode(Sha256::digest(&bytes));
                             if &got != want {
-                                return Err(fail(
-                                    &HOST_FILES,
+                                return Err(ReleaseError::new(
+                                    ReleaseKind::Files,
                                     format!("{} changed after it was verified (sha256 {got}, expected {want})", p.display()),
-                                ));
+                                )
+                                .into());
                             }
                         }
                         bytes
@@ -310,8 +326,12 @@ pub async fn download(
     progress: &(dyn Fn(ProgressEvent<'_>) + Send + Sync),
 ) -> anyhow::Result<Bundle> {
     let dir = cache_dir(cache_root, version, arch);
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| fail(&HOST_FILES, format!("cannot create {}: {e}", dir.display())))?;
+    std::fs::create_dir_all(&dir).map_err(|e| {
+        ReleaseError::new(
+            ReleaseKind::Files,
+            format!("cannot create {}: {e}", dir.display()),
+        )
+    })?;
     let client = http_client()?;
     let fetches =
         BINARIES.map(|name| fetch_binary(&client, base_url, version, arch, name, &dir, progress));
@@ -332,7 +352,7 @@ pub async fn download(
     })
 }
 
-fn http_client() -> anyhow::Result<reqwest::Client> {
+fn http_client() -> Result<reqwest::Client, ReleaseError> {
     // reqwest is built without a TLS provider of its own; main() installs ring, and doing it
     // here too (a no-op then) keeps library callers and tests from a provider panic.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -343,8 +363,8 @@ fn http_client() -> anyhow::Result<reqwest::Client> {
         .read_timeout(Duration::from_secs(60))
         .build()
         .map_err(|e| {
-            fail(
-                &INET_DOWNLOAD,
+            ReleaseError::new(
+                ReleaseKind::Download,
                 format!("cannot set up the HTTP client: {}", error_chain(&e)),
             )
         })
@@ -400,8 +420,8 @@ async fn fetch_binary(
         .await
         .map_err(|e| transfer_error(&sum_url, &e))?;
     let want = parse_sha256_file(&sum_text).ok_or_else(|| {
-        fail(
-            &INET_DOWNLOAD,
+        ReleaseError::new(
+            ReleaseKind::Download,
             format!("{sum_url} is not a SHA-256 checksum: {:?}", clip(&sum_text)),
         )
     })?;
@@ -409,8 +429,8 @@ async fn fetch_binary(
     let response = get(client, &url).await?;
     let total = response.content_length();
     let host_err = |e: std::io::Error| {
-        fail(
-            &HOST_FILES,
+        ReleaseError::new(
+            ReleaseKind::Files,
             format!("cannot write into {}: {e}", dir.display()),
         )
     };
@@ -441,12 +461,13 @@ async fn fetch_binary(
     let got = hex::encode(hasher.finalize());
     if got != want {
         // The temporary file is deleted on drop: nothing unverified stays in the cache.
-        return Err(fail(
-            &INET_DOWNLOAD,
+        return Err(ReleaseError::new(
+            ReleaseKind::Download,
             format!(
                 "checksum mismatch for {url}: expected sha256 {want} (from {sum_url}), got {got}"
             ),
-        ));
+        )
+        .into());
     }
     #[cfg(unix)]
     {
@@ -475,17 +496,18 @@ async fn get(client: &reqwest::Client, url: &str) -> anyhow::Result<reqwest::Res
         } else {
             ""
         };
-        return Err(fail(
-            &INET_DOWNLOAD,
+        return Err(ReleaseError::new(
+            ReleaseKind::Download,
             format!("cannot download {url}: HTTP {status}{hint}"),
-        ));
+        )
+        .into());
     }
     Ok(response)
 }
 
-fn transfer_error(url: &str, e: &reqwest::Error) -> anyhow::Error {
-    fail(
-        &INET_DOWNLOAD,
+fn transfer_error(url: &str, e: &reqwest::Error) -> ReleaseError {
+    ReleaseError::new(
+        ReleaseKind::Download,
         format!("cannot download {url}: {}", error_chain(e)),
     )
 }
@@ -528,7 +550,9 @@ fn hash_file(path: &Path) -> std::io::Result<String> {
 // ---- local directory ---------------------------------------------------------------------
 
 fn dir_error(message: String) -> anyhow::Error {
-    fail_with(&USAGE, message, LAYOUT_ADVICE)
+    ReleaseError::new(ReleaseKind::Usage, message)
+        .with_advice(LAYOUT_ADVICE)
+        .into()
 }
 
 /// Validates a binaries directory (layout in the module docs) and returns its bundle.

@@ -4,7 +4,7 @@
 //! Only release versions (`v1.37.1`) and upstream pre-releases (`v1.38.0-rc.0`) are accepted:
 //! the string ends up in download URLs, cache paths and image tags, so it is validated strictly.
 
-use crate::errors::{USAGE, fail_with};
+use super::{InputError, InputKind};
 use std::cmp::Ordering;
 use std::fmt;
 use std::str::FromStr;
@@ -125,7 +125,7 @@ impl KubernetesVersion {
             } else {
                 format!("Use a released version such as {DEFAULT_KUBERNETES_VERSION}.")
             };
-            fail_with(&USAGE, e.to_string(), advice)
+            InputError::new(InputKind::Invalid, e.to_string()).with_advice(advice)
         })?;
         version.check_supported()?;
         Ok(version)
@@ -135,15 +135,16 @@ impl KubernetesVersion {
     pub fn check_supported(&self) -> anyhow::Result<()> {
         let (min_major, min_minor) = MIN_SUPPORTED_MINOR;
         if self.major != min_major || self.minor < min_minor {
-            return Err(fail_with(
-                &USAGE,
+            return Err(InputError::new(
+                InputKind::Invalid,
                 format!(
                     "Kubernetes {self} is not supported: minik provisions v{min_major}.{min_minor} and newer"
                 ),
-                format!(
-                    "Choose a newer version, e.g. --kubernetes-version {DEFAULT_KUBERNETES_VERSION}."
-                ),
-            ));
+            )
+            .with_advice(format!(
+                "Choose a newer version, e.g. --kubernetes-version {DEFAULT_KUBERNETES_VERSION}."
+            ))
+            .into());
         }
         Ok(())
     }

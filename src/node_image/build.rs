@@ -4,7 +4,6 @@
 
 use crate::any_driver::AnyDriver;
 use crate::cli::ContainerdSource;
-use crate::errors::{DRV_IMAGE, INTERNAL, USAGE, fail, fail_with};
 use crate::k8s::release::{self, Arch, BinarySource, ProgressEvent};
 use crate::k8s::version::KubernetesVersion;
 use crate::session::Session;
@@ -13,6 +12,20 @@ use minik_driver_api::Driver;
 use minik_driver_docker::DockerDriver;
 use std::collections::HashMap;
 use std::path::PathBuf;
+
+crate::errors::layer_error!(
+    /// Building a node image or a VM disk failed (reasons: `crate::errors`).
+    BuildError,
+    /// What went wrong building.
+    BuildKind {
+        /// The image or disk is missing and could not be built.
+        Image,
+        /// Nothing to build for this host.
+        Usage,
+        /// A bug: a task minik started failed.
+        Bug,
+    }
+);
 
 /// Environment variable naming another release mirror (tests, corporate mirrors).
 pub const BASE_URL_ENV: &str = "MINIK_KUBERNETES_BASE_URL";
@@ -128,8 +141,12 @@ async fn kubernetes_files(
     let Some(version) = &plan.kubernetes else {
         return Ok(Vec::new());
     };
-    let arch = Arch::host()
-        .ok_or_else(|| fail(&USAGE, "this host's architecture has no Kubernetes release"))?;
+    let arch = Arch::host().ok_or_else(|| {
+        BuildError::new(
+            BuildKind::Usage,
+            "this host's architecture has no Kubernetes release",
+        )
+    })?;
     let source = match &plan.kubernetes_from {
         Some(dir) => BinarySource::Dir {
             path: dir.clone(),
@@ -162,7 +179,9 @@ async fn kubernetes_files(
         }
         let files = tokio::task::spawn_blocking(move || bundle.context_files())
             .await
-            .map_err(|e| fail(&INTERNAL, format!("reading the bundle panicked: {e}")))??;
+            .map_err(|e| {
+                BuildError::new(BuildKind::Bug, format!("reading the bundle panicked: {e}"))
+            })??;
         anyhow::Ok(files)
     }
     .await;
@@ -250,11 +269,12 @@ pub async fn build_plan(
             } else {
                 format!("The build's last output:\n{}", last_lines.join("\n"))
             };
-            Err(fail_with(
-                &DRV_IMAGE,
+            Err(BuildError::new(
+                BuildKind::Image,
                 format!("building node image {} failed: {msg}", plan.tag),
-                advice,
-            ))
+            )
+            .with_advice(advice)
+            .into())
         }
     }
 }
@@ -279,15 +299,18 @@ pub async fn vm_build_engine(
             Err(e) => problems.push(format!("{name}: {e:#}")),
         }
     }
-    Err(fail_with(
-        &DRV_IMAGE,
+    Err(BuildError::new(
+        BuildKind::Image,
         format!(
             "building a VM disk needs a container engine, and none answers ({})",
             problems.join("; ")
         ),
+    )
+    .with_advice(
         "Start docker or podman, or build the disk on a machine that has one \
          (`minik node-image build --vm`) and copy MINIK_HOME/cache/vm/ here.",
-    ))
+    )
+    .into())
 }
 
 /// Builds the VM base disk of node image `tag` (in `docker`'s engine) for the qemu driver,
@@ -301,21 +324,22 @@ pub async fn build_vm_disk(
 ) -> anyhow::Result<()> {
     let qemu_img = qemu.qemu_img();
     if minik_driver_qemu::find_program(&qemu_img.to_string_lossy()).is_none() {
-        return Err(fail_with(
-            &DRV_IMAGE,
+        return Err(BuildError::new(
+            BuildKind::Image,
             format!(
                 "building a VM disk needs {}, which is not installed",
                 qemu_img.display()
             ),
-            "Install qemu-utils (Debian/Ubuntu), qemu-img (Fedora) or qemu (Homebrew).",
-        ));
+        )
+        .with_advice("Install qemu-utils (Debian/Ubuntu), qemu-img (Fedora) or qemu (Homebrew).")
+        .into());
     }
     let cache = qemu.layout().disk_cache_dir().to_path_buf();
     std::fs::create_dir_all(&cache)?;
     let lock = std::fs::File::create(cache.join(".build.lock"))?;
     let lock = tokio::task::spawn_blocking(move || lock.lock().map(|_| lock))
         .await
-        .map_err(|e| fail(&INTERNAL, format!("lock task failed: {e}")))??;
+        .map_err(|e| BuildError::new(BuildKind::Bug, format!("lock task failed: {e}")))??;
     if !force && qemu.base_disk(tag).is_complete() {
         // Another minik built it while this one waited for the lock.
         return Ok(());
@@ -339,11 +363,15 @@ pub async fn build_vm_disk(
         }
         Err(e) => {
             step.fail(&e.to_string());
-            Err(fail_with(
-                &DRV_IMAGE,
+            Err(BuildError::new(
+                BuildKind::Image,
                 format!("building the VM disk for {tag} failed: {e}"),
-                format!("The build's last output:\n{}", last_lines.join("\n")),
+            )
+            .with_advice(format!(
+                "The build's last output:\n{}",
+                last_lines.join("\n")
             ))
+            .into())
         }
     }
 }
@@ -360,30 +388,34 @@ pub async fn ensure_vm_disk(
         return Ok(());
     }
     let (engine, _) = vm_build_engine(s, None).await.map_err(|e| {
-        fail_with(
-            &DRV_IMAGE,
+        BuildError::new(
+            BuildKind::Image,
             format!("there is no VM disk for {} yet: {e:#}", plan.tag),
+        )
+        .with_advice(
             "Start docker or podman so minik can build it, or build it elsewhere with \
              `minik node-image build --vm` and copy MINIK_HOME/cache/vm/ here.",
         )
     })?;
     let Some(docker) = engine.as_container_engine() else {
-        return Err(fail(
-            &INTERNAL,
+        return Err(BuildError::new(
+            BuildKind::Bug,
             "the VM disk build engine is not a container engine",
-        ));
+        )
+        .into());
     };
     if !docker.image_exists(&plan.tag).await? {
         if !is_default {
-            return Err(fail_with(
-                &DRV_IMAGE,
+            return Err(BuildError::new(
+                BuildKind::Image,
                 format!(
                     "node image {} is not present in {} and there is no VM disk for it",
                     plan.tag,
                     engine.name()
                 ),
-                "Build or load it first, or drop --image to use minik's own node image.",
-            ));
+            )
+            .with_advice("Build or load it first, or drop --image to use minik's own node image.")
+            .into());
         }
         s.reporter.info(&format!(
             "Node image {} is missing: building it (first start only)",
@@ -421,11 +453,12 @@ pub async fn ensure(
         return Ok(());
     }
     if !is_default {
-        return Err(fail_with(
-            &DRV_IMAGE,
+        return Err(BuildError::new(
+            BuildKind::Image,
             format!("node image {image} is not present in {}", driver.name()),
-            "Build or load it first, or drop --image to use minik's own node image.",
-        ));
+        )
+        .with_advice("Build or load it first, or drop --image to use minik's own node image.")
+        .into());
     }
     s.reporter.info(&format!(
         "Node image {image} is missing: building it (first start only)"

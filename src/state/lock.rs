@@ -1,4 +1,4 @@
-use crate::errors::{GUEST_PROFILE_BUSY, HOST_FILES, fail, fail_with};
+use super::StateError;
 use std::fs::File;
 use std::path::PathBuf;
 
@@ -27,29 +27,26 @@ impl ProfileLock {
         let path = home.lock_file(profile);
         if let Some(dir) = path.parent() {
             super::create_private_dir(dir)
-                .map_err(|e| fail(&HOST_FILES, format!("cannot create {}: {e}", dir.display())))?;
+                .map_err(|e| StateError::file("cannot create", dir, e))?;
         }
         loop {
             let file = open_lock_file(&path)?;
             match file.try_lock() {
                 Ok(()) => {}
                 Err(std::fs::TryLockError::WouldBlock) => {
-                    return Err(fail_with(
-                        &GUEST_PROFILE_BUSY,
-                        format!(
+                    return Err(StateError::Busy {
+                        message: format!(
                             "profile \"{profile}\" is busy: another minik command is working on it"
                         ),
-                        format!(
+                        advice: format!(
                             "Wait for it to finish and retry (lock: {}).",
                             path.display()
                         ),
-                    ));
+                    }
+                    .into());
                 }
                 Err(std::fs::TryLockError::Error(e)) => {
-                    return Err(fail(
-                        &HOST_FILES,
-                        format!("cannot lock {}: {e}", path.display()),
-                    ));
+                    return Err(StateError::file("cannot lock", &path, e).into());
                 }
             }
             // The holder before us may have removed the file on release: then our lock is on
@@ -79,7 +76,7 @@ impl Drop for ProfileLock {
     }
 }
 
-fn open_lock_file(path: &std::path::Path) -> anyhow::Result<File> {
+fn open_lock_file(path: &std::path::Path) -> Result<File, StateError> {
     let mut options = File::options();
     options.create(true).truncate(false).write(true);
     #[cfg(unix)]
@@ -87,12 +84,9 @@ fn open_lock_file(path: &std::path::Path) -> anyhow::Result<File> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    options.open(path).map_err(|e| {
-        fail(
-            &HOST_FILES,
-            format!("cannot open lock file {}: {e}", path.display()),
-        )
-    })
+    options
+        .open(path)
+        .map_err(|e| StateError::file("cannot open lock file", path, e))
 }
 
 /// Whether the open `file` is the file at `path` now.

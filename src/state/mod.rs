@@ -15,6 +15,30 @@ pub use profile::{
 
 use std::path::PathBuf;
 
+/// What went wrong with MINIK_HOME's files (reasons: `crate::errors`).
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    /// A file or directory under MINIK_HOME cannot be read, written, created or removed.
+    #[error("{0}")]
+    Files(String),
+    /// A profile name minik cannot use.
+    #[error("{message}")]
+    InvalidName { message: String, advice: String },
+    /// A profile file that does not parse or does not describe its profile.
+    #[error("{message}")]
+    Corrupt { message: String, advice: String },
+    /// Another minik command holds the profile's lock.
+    #[error("{message}")]
+    Busy { message: String, advice: String },
+}
+
+impl StateError {
+    /// `Files`: "`doing` PATH: ERROR" (e.g. "cannot read /x/profile.json: …").
+    pub fn file(doing: &str, path: &std::path::Path, e: impl std::fmt::Display) -> Self {
+        StateError::Files(format!("{doing} {}: {e}", path.display()))
+    }
+}
+
 /// The directory layout under MINIK_HOME (default `~/.minik`).
 #[derive(Debug, Clone)]
 pub struct Home {
@@ -30,10 +54,7 @@ impl Home {
             });
         }
         let home = dirs::home_dir().ok_or_else(|| {
-            crate::errors::fail(
-                &crate::errors::HOST_FILES,
-                "cannot find the home directory; set MINIK_HOME",
-            )
+            StateError::Files("cannot find the home directory; set MINIK_HOME".into())
         })?;
         Ok(Home {
             root: home.join(".minik"),

@@ -1,5 +1,4 @@
-use super::{Home, write_atomic};
-use crate::errors::{GUEST_PROFILE_CORRUPT, HOST_FILES, USAGE, fail, fail_with};
+use super::{Home, StateError, write_atomic};
 use minik_driver_api::{NodeSpec, Role};
 use serde::{Deserialize, Serialize};
 
@@ -7,15 +6,19 @@ use serde::{Deserialize, Serialize};
 /// and the name prefixes container, volume and network names.
 pub const MAX_PROFILE_NAME: usize = 40;
 
+fn corrupt_advice(name: &str) -> String {
+    format!("Run `minik delete -p {name}` to remove the profile and everything it created.")
+}
+
 /// Checks a profile name: a lowercase letter, then lowercase letters, digits and single
 /// dashes, not ending in a dash. It ends up in hostnames, container and file names.
 pub fn validate_profile_name(name: &str) -> anyhow::Result<()> {
     let bad = |why: &str| {
-        fail_with(
-            &USAGE,
-            format!("invalid profile name {name:?}: {why}"),
-            "Use lowercase letters, digits and dashes, starting with a letter (e.g. `dev`, `ci-2`).",
-        )
+        anyhow::Error::new(StateError::InvalidName {
+            message: format!("invalid profile name {name:?}: {why}"),
+            advice: "Use lowercase letters, digits and dashes, starting with a letter (e.g. `dev`, `ci-2`)."
+                .into(),
+        })
     };
     if name.is_empty() {
         return Err(bad("it is empty"));
@@ -140,33 +143,23 @@ impl Profile {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(ProfileLoad::Missing),
             Err(e) => {
-                return Err(fail(
-                    &HOST_FILES,
-                    format!("cannot read {}: {e}", path.display()),
-                ));
+                return Err(StateError::file("cannot read", &path, e).into());
             }
         };
-        let profile: Profile = serde_json::from_slice(&bytes).map_err(|e| {
-            fail_with(
-                &GUEST_PROFILE_CORRUPT,
-                format!("profile file {} is corrupt: {e}", path.display()),
-                format!(
-                    "Run `minik delete -p {name}` to remove the profile and everything it created."
-                ),
-            )
+        let profile: Profile = serde_json::from_slice(&bytes).map_err(|e| StateError::Corrupt {
+            message: format!("profile file {} is corrupt: {e}", path.display()),
+            advice: corrupt_advice(name),
         })?;
         if profile.name != name || profile.schema != PROFILE_SCHEMA || profile.nodes.is_empty() {
-            return Err(fail_with(
-                &GUEST_PROFILE_CORRUPT,
-                format!(
+            return Err(StateError::Corrupt {
+                message: format!(
                     "profile file {} does not describe profile {name:?} (schema {})",
                     path.display(),
                     profile.schema
                 ),
-                format!(
-                    "Run `minik delete -p {name}` to remove the profile and everything it created."
-                ),
-            ));
+                advice: corrupt_advice(name),
+            }
+            .into());
         }
         Ok(ProfileLoad::Found(profile))
     }
@@ -176,7 +169,7 @@ impl Profile {
         let path = home.profile_file(&self.name);
         let json = serde_json::to_vec_pretty(self).expect("profile serializes");
         write_atomic(&path, &json, 0o644)
-            .map_err(|e| fail(&HOST_FILES, format!("cannot write {}: {e}", path.display())))
+            .map_err(|e| StateError::file("cannot write", &path, e).into())
     }
 
     /// Removes the profile's directory (profile file and per-profile files).
@@ -185,10 +178,7 @@ impl Profile {
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(fail(
-                &HOST_FILES,
-                format!("cannot remove {}: {e}", dir.display()),
-            )),
+            Err(e) => Err(StateError::file("cannot remove", &dir, e).into()),
         }
     }
 
@@ -199,10 +189,7 @@ impl Profile {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => {
-                return Err(fail(
-                    &HOST_FILES,
-                    format!("cannot read {}: {e}", dir.display()),
-                ));
+                return Err(StateError::file("cannot read", &dir, e).into());
             }
         };
         let mut names: Vec<String> = entries
