@@ -12,51 +12,17 @@
 //! found in `MINIK_E2E_VM_CACHE`, default `~/.minik/cache/vm`), and docker with the test image
 //! (it is exported from there into the VMs). qemu runs under `MINIK_QEMU_ACCEL` (CI: tcg).
 //!
-//! What differs between drivers is one small hook, [`Backend`]: the prerequisite check, how to
-//! find what a profile left behind (labelled engine resources, or VM processes and files), and
-//! where the test image comes from.
+//! What differs between drivers is one small hook, [`Backend`] (tests/it/common/backend.rs):
+//! the prerequisite check, how to find what a profile left behind (labelled engine resources,
+//! or VM processes and files), and where the test image comes from. Commands run through the
+//! one harness ([`minik_command`], [`Out`]).
 
+use crate::common::backend::{Backend, HELLO_IMAGE, check_engine, leftovers_in};
+use crate::common::{Out, minik_command};
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-const HELLO_IMAGE: &str = "localhost/minik-test/hello:1";
-
-/// The per-driver hook of the suite.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Backend {
-    /// A container engine, inspected with its CLI (independent of minik's own view).
-    Engine(&'static str),
-    /// qemu VMs: processes and files under MINIK_HOME; the test image comes from docker.
-    Qemu,
-}
-
-impl Backend {
-    /// The engine CLI that has the test image (`save` exports it).
-    fn image_cli(self) -> &'static str {
-        match self {
-            Backend::Engine(cli) => cli,
-            Backend::Qemu => "docker",
-        }
-    }
-
-    /// Fails the test (never skips) when a prerequisite is missing.
-    fn check(self, driver: &str, home: &Path) {
-        match self {
-            Backend::Engine(cli) => check_engine(driver, cli),
-            Backend::Qemu => check_qemu(home),
-        }
-    }
-
-    /// What `profile` left behind, per kind (empty after a complete delete).
-    fn leftovers(self, home: &Path, profile: &str) -> Vec<String> {
-        match self {
-            Backend::Engine(cli) => leftovers_in(cli, profile),
-            Backend::Qemu => qemu_leftovers(home, profile),
-        }
-    }
-}
 
 /// One run of the suite for a driver: its own MINIK_HOME and unique profile names.
 struct Suite {
@@ -66,42 +32,6 @@ struct Suite {
     tag: String,
     /// Every profile name handed out, for the cleanup on drop.
     profiles: std::sync::Mutex<Vec<String>>,
-}
-
-#[derive(Debug)]
-struct Run {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    #[track_caller]
-    fn ok(self) -> Run {
-        assert_eq!(
-            self.code, 0,
-            "command failed\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-    #[track_caller]
-    fn code(self, code: i32) -> Run {
-        assert_eq!(
-            self.code, code,
-            "unexpected exit code\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-}
-
-fn to_run(o: Output) -> Run {
-    Run {
-        code: o.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-    }
 }
 
 impl Suite {
@@ -125,21 +55,14 @@ impl Suite {
     }
 
     fn cmd(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_minik"));
-        cmd.env("MINIK_HOME", self.home.path())
-            .env("KUBECONFIG", self.home.path().join("kubeconfig"))
-            .env("CI", "true")
-            .env_remove("MINIK_PROFILE")
-            .env_remove("MINIK_DRIVER")
-            .stdin(Stdio::null());
-        cmd
+        minik_command(self.home.path())
     }
 
-    fn minik(&self, args: &[&str]) -> Run {
-        to_run(self.cmd().args(args).output().unwrap())
+    fn minik(&self, args: &[&str]) -> Out {
+        Out::from(self.cmd().args(args).output().unwrap())
     }
 
-    fn start(&self, profile: &str, nodes: u32) -> Run {
+    fn start(&self, profile: &str, nodes: u32) -> Out {
         let n = nodes.to_string();
         self.minik(&[
             "start",
@@ -155,7 +78,7 @@ impl Suite {
         ])
     }
 
-    fn ssh(&self, profile: &str, node: &str, cmd: &[&str]) -> Run {
+    fn ssh(&self, profile: &str, node: &str, cmd: &[&str]) -> Out {
         let mut args = vec!["ssh", "-p", profile, "-n", node, "--"];
         args.extend_from_slice(cmd);
         self.minik(&args)
@@ -179,7 +102,7 @@ impl Suite {
             .output()
             .unwrap();
         assert!(save.wait().unwrap().success());
-        let run = to_run(out).ok();
+        let run = Out::from(out).ok();
         assert!(
             run.stdout.contains("minik-test/hello") || run.stderr.contains("minik-test/hello"),
             "{run:?}"
@@ -269,129 +192,6 @@ impl Suite {
             .unwrap_or_else(|e| panic!("status json: {e}: {run:?}"));
         (run.code, v)
     }
-}
-
-/// Names of resources labelled with `profile` on the engine that CLI `cli` drives, per kind.
-fn leftovers_in(cli: &str, profile: &str) -> Vec<String> {
-    let filter = format!("label=io.minik.profile={profile}");
-    let mut found = Vec::new();
-    for args in [
-        vec!["ps", "-a", "--filter", &filter, "--format", "{{.Names}}"],
-        vec!["volume", "ls", "--filter", &filter, "--format", "{{.Name}}"],
-        vec![
-            "network",
-            "ls",
-            "--filter",
-            &filter,
-            "--format",
-            "{{.Name}}",
-        ],
-    ] {
-        let out = Command::new(cli).args(&args).output().unwrap();
-        assert!(out.status.success(), "{cli} {args:?} failed");
-        found.extend(
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter(|l| !l.is_empty())
-                .map(|l| format!("{}: {l}", args[0])),
-        );
-    }
-    found
-}
-
-/// Fails the test (never skips) when the engine or the nested-container test image is missing.
-fn check_engine(driver: &str, cli: &str) {
-    let info = Command::new(cli)
-        .arg("info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-    assert!(
-        matches!(info, Ok(s) if s.success()),
-        "the {driver} engine is not answering (`{cli} info` failed): the e2e suite needs it running"
-    );
-    let img = Command::new(cli)
-        .args(["image", "inspect", HELLO_IMAGE])
-        .output()
-        .unwrap();
-    assert!(
-        img.status.success(),
-        "{HELLO_IMAGE} is missing in {cli}: run tests/make-test-image.sh"
-    );
-}
-
-/// Where `.ci/run` builds the VM base disks the qemu suites share.
-fn shared_vm_cache() -> std::path::PathBuf {
-    match std::env::var_os("MINIK_E2E_VM_CACHE") {
-        Some(dir) if !dir.is_empty() => dir.into(),
-        _ => Path::new(&std::env::var_os("HOME").expect("HOME"))
-            .join(".minik")
-            .join("cache")
-            .join("vm"),
-    }
-}
-
-/// Fails the test (never skips) when qemu, the VM disk of the current node recipe, or docker's
-/// test image is missing. Links the shared disks into the suite's MINIK_HOME.
-fn check_qemu(home: &Path) {
-    for tool in ["qemu-system-x86_64", "qemu-img", "ssh", "ssh-keygen"] {
-        let found = Command::new(tool)
-            .arg(if tool.starts_with("ssh") {
-                "-V"
-            } else {
-                "--version"
-            })
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map(|s| s.success() || tool == "ssh-keygen")
-            .unwrap_or(false);
-        assert!(
-            found,
-            "{tool} is missing: the qemu e2e suite needs qemu-system-x86 and qemu-utils"
-        );
-    }
-    let tag = minik::node_image::default_tag("none");
-    let name = minik_driver_qemu::disk::disk_name(&tag);
-    let shared = shared_vm_cache().join(&name);
-    assert!(
-        minik_driver_qemu::BaseFiles::at(&shared).is_complete(),
-        "no VM disk for {tag} in {}: run `minik node-image build --vm` (or set MINIK_E2E_VM_CACHE)",
-        shared.display()
-    );
-    let own = home.join("cache").join("vm").join(&name);
-    std::fs::create_dir_all(&own).unwrap();
-    for entry in std::fs::read_dir(&shared).unwrap() {
-        let entry = entry.unwrap();
-        let to = own.join(entry.file_name());
-        if std::fs::hard_link(entry.path(), &to).is_err() {
-            std::fs::copy(entry.path(), &to).unwrap();
-        }
-    }
-    check_engine("qemu (test image source)", "docker");
-}
-
-/// What a qemu profile left behind: qemu processes running from its directory, and the
-/// directory itself (disks, sockets, keys).
-fn qemu_leftovers(home: &Path, profile: &str) -> Vec<String> {
-    let dir = home.join("profiles").join(profile);
-    let marker = dir.to_string_lossy().into_owned();
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-        if cmdline.contains("qemu-system") && cmdline.contains(&marker) {
-            found.push(format!("process: {pid}"));
-        }
-    }
-    let vm_dir = dir.join("qemu");
-    if vm_dir.exists() {
-        found.push(format!("files: {}", vm_dir.display()));
-    }
-    found
 }
 
 /// The node's clock minus the host's, in nanoseconds (within half an ssh round trip).
@@ -797,7 +597,7 @@ fn killed_vm_is_reported_and_restarts(driver: &'static str, backend: Backend) {
 // --- Fault injection (issue 11): interrupted and failed operations leave nothing behind -----
 
 /// Sends `signal` to a running `minik` after `delay` and waits for it.
-fn interrupt_after(mut cmd: Command, delay: Duration, signal: nix::sys::signal::Signal) -> Run {
+fn interrupt_after(mut cmd: Command, delay: Duration, signal: nix::sys::signal::Signal) -> Out {
     let child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -806,7 +606,7 @@ fn interrupt_after(mut cmd: Command, delay: Duration, signal: nix::sys::signal::
     std::thread::sleep(delay);
     let pid = nix::unistd::Pid::from_raw(child.id() as i32);
     let _ = nix::sys::signal::kill(pid, signal);
-    to_run(child.wait_with_output().unwrap())
+    Out::from(child.wait_with_output().unwrap())
 }
 
 impl Suite {
@@ -1222,7 +1022,7 @@ fn docker_and_podman_profiles_side_by_side() {
 fn auto_detection_falls_back_to_podman() {
     let s = Suite::new("podman", Backend::Engine("podman"), "auto");
     let p = s.profile("");
-    let run = to_run(
+    let run = Out::from(
         s.cmd()
             .args([
                 "start",
@@ -1254,7 +1054,7 @@ fn auto_detection_falls_back_to_podman() {
 
     // Neither engine: every reason is listed. DOCKER_HOST names a socket that is not there, so
     // the reason is PROVIDER_NOT_RUNNING (an engine was named), not PROVIDER_NOT_FOUND.
-    let run = to_run(
+    let run = Out::from(
         s.cmd()
             .args(["start", "-p", &p, "--no-kubernetes"])
             .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
@@ -1280,7 +1080,7 @@ fn unreachable_podman_engine() {
     let home = tempfile::tempdir().unwrap();
     let minik = |container_host: &str| {
         let start = Instant::now();
-        let out = Command::new(env!("CARGO_BIN_EXE_minik"))
+        let out = minik_command(home.path())
             .args([
                 "start",
                 "-p",
@@ -1289,13 +1089,11 @@ fn unreachable_podman_engine() {
                 "podman",
                 "--no-kubernetes",
             ])
-            .env("MINIK_HOME", home.path())
             .env("CONTAINER_HOST", container_host)
-            .env("CI", "true")
             .output()
             .unwrap();
         assert!(start.elapsed() < Duration::from_secs(20));
-        to_run(out)
+        Out::from(out)
     };
     // No socket at all.
     let run = minik("unix:///nonexistent/podman.sock").code(65);
@@ -1323,7 +1121,7 @@ fn unreachable_podman_engine() {
 fn unreachable_docker_engine() {
     let home = tempfile::tempdir().unwrap();
     let start = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_minik"))
+    let out = minik_command(home.path())
         .args([
             "start",
             "-p",
@@ -1332,12 +1130,10 @@ fn unreachable_docker_engine() {
             "docker",
             "--no-kubernetes",
         ])
-        .env("MINIK_HOME", home.path())
         .env("DOCKER_HOST", "unix:///nonexistent")
-        .env("CI", "true")
         .output()
         .unwrap();
-    let run = to_run(out);
+    let run = Out::from(out);
     // docs/exit-codes.md's own example of PROVIDER_NOT_RUNNING.
     assert_eq!(run.code, 63, "{run:?}");
     assert!(run.stderr.contains("PROVIDER_NOT_RUNNING"), "{run:?}");

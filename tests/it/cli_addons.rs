@@ -3,97 +3,20 @@
 //! (the fake runner records argv, and stdin as text or `<N bytes>` for streams), refusals with
 //! their reasons. What nodes answer (`ctr images ls`, `kubectl get pods -o json`) is scripted.
 
-use assert_cmd::Command;
-use minik_driver_api::fake::{FakeEngine, Recorded, Response};
-use std::path::{Path, PathBuf};
+use crate::common::{Env, Out};
+use minik_driver_api::fake::Recorded;
+use std::path::PathBuf;
 
 const KUBECTL: &[&str] = &["kubectl", "--kubeconfig", "/etc/kubernetes/admin.conf"];
 const LS: &[&str] = &["ctr", "-n", "k8s.io", "images", "ls"];
 const IMPORT: &[&str] = &["ctr", "-n", "k8s.io", "images", "import"];
 
-struct Env {
-    dir: tempfile::TempDir,
-}
-
-#[derive(Debug)]
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-impl Out {
-    #[track_caller]
-    fn expect(&self, code: i32) -> &Out {
-        assert_eq!(
-            self.code, code,
-            "unexpected exit code\nstdout:\n{}\nstderr:\n{}",
-            self.stdout, self.stderr
-        );
-        self
-    }
-    #[track_caller]
-    fn reason(&self, id: &str) -> &Out {
-        assert!(
-            self.stderr.contains(&format!("Exiting due to {id}"))
-                && self.stderr.contains("Advice:"),
-            "expected reason {id} with advice\nstderr:\n{}",
-            self.stderr
-        );
-        self
-    }
-}
-
 impl Env {
-    fn new() -> Env {
-        Env {
-            dir: tempfile::tempdir().unwrap(),
-        }
-    }
-    fn home(&self) -> &Path {
-        self.dir.path()
-    }
-    fn minik(&self, args: &[&str]) -> Out {
-        let mut cmd: Command = assert_cmd::cargo::cargo_bin_cmd!("minik");
-        cmd.env("MINIK_HOME", self.home())
-            .env("KUBECONFIG", self.home().join("kubeconfig"))
-            .env("MINIK_KUBECTL", "")
-            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-            .env("CONTAINER_HOST", "unix:///nonexistent/podman.sock")
-            .env_remove("MINIK_PROFILE")
-            .env_remove("MINIK_DRIVER")
-            .env_remove("MINIK_FAKE_FAIL")
-            .env_remove("MINIK_FAKE_UNREACHABLE")
-            .env("CI", "true");
-        let o = cmd.args(args).output().unwrap();
-        Out {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
-    }
-    fn engine(&self) -> FakeEngine {
-        FakeEngine::new(self.home().join("fake-engine.json"))
-    }
-    fn log(&self) -> Vec<Recorded> {
-        self.engine().log()
-    }
-    fn respond(&self, node: &str, prefix: &[&str], exit_code: i64, stdout: &str) {
-        self.engine().respond(Response {
-            node: node.into(),
-            prefix: prefix.iter().map(|s| s.to_string()).collect(),
-            exit_code,
-            stdout: stdout.into(),
-            stderr: if exit_code == 0 {
-                String::new()
-            } else {
-                "boom\n".into()
-            },
-        });
-    }
-    fn profile(&self, name: &str) -> serde_json::Value {
-        let file = self.home().join("profiles").join(name).join("profile.json");
-        serde_json::from_slice(&std::fs::read(file).unwrap()).unwrap()
+    /// Scripts the fake nodes' answer to commands starting with `prefix`; a failing answer
+    /// says `boom` on stderr.
+    fn answer(&self, node: &str, prefix: &[&str], exit_code: i64, stdout: &str) {
+        let stderr = if exit_code == 0 { "" } else { "boom\n" };
+        self.respond_with(node, prefix, exit_code, stdout, stderr);
     }
     /// A Kubernetes profile started end to end on the fake engine (no API server: --wait=false).
     fn kubernetes(&self, name: &str, nodes: u32, extra: &[&str]) -> Out {
@@ -117,7 +40,7 @@ impl Env {
     fn pods_ready(&self) {
         let mut prefix = KUBECTL.to_vec();
         prefix.extend(["get", "pods"]);
-        self.respond(
+        self.answer(
             "*",
             &prefix,
             0,
@@ -255,7 +178,7 @@ fn a_pod_that_cannot_pull_fails_the_wait_with_its_reason() {
     env.kubernetes("w", 1, &[]).expect(0);
     let mut prefix = KUBECTL.to_vec();
     prefix.extend(["get", "pods"]);
-    env.respond(
+    env.answer(
         "*",
         &prefix,
         0,
@@ -426,7 +349,7 @@ fn default_storageclass_replaces_the_bootstrap_class_and_is_required() {
     let env = Env::new();
     let mut get = KUBECTL.to_vec();
     get.extend(["get", "StorageClass", "standard"]);
-    env.respond(
+    env.answer(
         "*",
         &get,
         0,
@@ -516,7 +439,7 @@ fn image_load_streams_the_archive_into_every_node_once() {
     .expect(0);
     let (path, size, _) = write_archive(&env, "app:1");
     // The nodes hold the name already, but not this image (no id name): import.
-    env.respond(
+    env.answer(
         "*",
         LS,
         0,
@@ -577,7 +500,7 @@ fn image_load_of_an_image_the_nodes_have_copies_nothing() {
     .expect(0);
     let (path, _, id) = write_archive(&env, "app:1");
     // Same image under the same name (the CRI plugin's id name points at it): nothing to do.
-    env.respond(
+    env.answer(
         "*",
         LS,
         0,
@@ -615,7 +538,7 @@ fn image_load_of_an_image_the_nodes_have_copies_nothing() {
     }));
 
     // The same image under another name in one node: only a tag there.
-    env.respond(
+    env.answer(
         "j-m02",
         LS,
         0,
@@ -690,13 +613,13 @@ fn a_failed_import_restores_every_node() {
     ])
     .expect(0);
     let (path, _, _) = write_archive(&env, "app:1");
-    env.respond(
+    env.answer(
         "*",
         LS,
         0,
         &ls_output(&[("docker.io/library/app:1", &target('0'))]),
     );
-    env.respond("f-m02", IMPORT, 1, "");
+    env.answer("f-m02", IMPORT, 1, "");
     let out = env.minik(&[
         "-p",
         "f",
@@ -733,7 +656,7 @@ fn image_ls_and_rm() {
     ])
     .expect(0);
     let id = target('1');
-    env.respond(
+    env.answer(
         "*",
         LS,
         0,
@@ -742,7 +665,7 @@ fn image_ls_and_rm() {
             (&id, &target('7')),
         ]),
     );
-    env.respond(
+    env.answer(
         "l-m02",
         LS,
         0,
@@ -780,7 +703,7 @@ fn start_survives_a_failing_addon_and_skips_its_dependents() {
     let env = Env::new();
     let mut apply = KUBECTL.to_vec();
     apply.extend(["apply", "--server-side"]);
-    env.respond("*", &apply, 1, "");
+    env.answer("*", &apply, 1, "");
     let out = env.kubernetes("x", 1, &[]);
     out.expect(0);
     assert!(
@@ -808,7 +731,7 @@ fn addon_images_are_named_from_a_preloaded_copy_or_reported_as_pulled() {
     env.kubernetes("m", 2, &[]).expect(0);
     let digest = "sha256:89258156d0e9af60403eafd44da9676fd66f600c7934d468ccc17e42b199aee2";
     // Node m has the pinned image (say, from an OCI archive preloaded into the node image).
-    env.respond(
+    env.answer(
         "m",
         LS,
         0,
@@ -848,7 +771,7 @@ fn addon_images_are_named_from_a_preloaded_copy_or_reported_as_pulled() {
 fn addon_whose_image_cannot_be_pulled_fails_before_applying() {
     let env = Env::new();
     env.kubernetes("m", 1, &[]).expect(0);
-    env.respond("m", &["crictl", "pull"], 1, "");
+    env.answer("m", &["crictl", "pull"], 1, "");
     let out = env.minik(&[
         "-p",
         "m",
@@ -1007,7 +930,7 @@ fn image_names_with_terminal_escapes_are_printed_escaped() {
         .expect(0);
     // JSON escapes in manifest.json: the name read from it holds the raw characters.
     let (path, _, _) = write_archive(&env, r"evil\u001b]0;owned\u0007\u001b[2J:1");
-    env.respond("*", LS, 0, &ls_output(&[]));
+    env.answer("*", LS, 0, &ls_output(&[]));
     let out = env.minik(&[
         "-p",
         "esc",

@@ -9,27 +9,19 @@
 //! `MINIK_KUBERNETES_FROM=DIR` (layout: docs/kubernetes.md) and fails without it. `.ci/run`
 //! builds (or reuses) that directory and always runs it.
 
+use crate::common::{minik_command, run};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// A version the Debian containerd of the default node image supports.
 const VERSION: &str = "v1.35.0";
 
+/// Runs minik (the harness's [`minik_command`]); returns (exit code, stdout, stderr).
 fn minik(home: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_minik"))
+    let out = run(minik_command(home)
         .args(args)
-        .env("MINIK_HOME", home)
-        .env("KUBECONFIG", home.join("kubeconfig"))
-        .env("CI", "true")
-        .env_remove("MINIK_KUBERNETES_FROM")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+        .env_remove("MINIK_KUBERNETES_FROM"));
+    (out.code, out.stdout, out.stderr)
 }
 
 fn sha256(path: &Path) -> String {
@@ -404,12 +396,9 @@ mod real {
 
         /// Runs minik; returns (exit code, stdout, stderr).
         pub fn try_minik(&self, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
-            let mut child = Command::new(env!("CARGO_BIN_EXE_minik"))
+            let mut child = crate::common::minik_command(self.home.path())
                 .args(args)
-                .env("MINIK_HOME", self.home.path())
-                .env("KUBECONFIG", self.kubeconfig())
                 .env("MINIK_KUBERNETES_FROM", &self.dir)
-                .env("CI", "true")
                 .stdin(if stdin.is_some() {
                     Stdio::piped()
                 } else {
@@ -423,12 +412,8 @@ mod real {
                 std::io::Write::write_all(&mut child.stdin.take().unwrap(), input.as_bytes())
                     .unwrap();
             }
-            let out = child.wait_with_output().unwrap();
-            (
-                out.status.code().unwrap_or(-1),
-                String::from_utf8_lossy(&out.stdout).into_owned(),
-                String::from_utf8_lossy(&out.stderr).into_owned(),
-            )
+            let out = crate::common::Out::from(child.wait_with_output().unwrap());
+            (out.code, out.stdout, out.stderr)
         }
 
         pub fn minik(&self, args: &[&str]) -> String {

@@ -1,9 +1,7 @@
 //! CLI tests: argument handling, output and exit codes, against the in-file fake engine
 //! (hidden `--driver fake`). Each test gets its own MINIK_HOME, so they run in parallel.
 
-mod common;
-
-use common::{Env, Out};
+use crate::common::{Env, Out};
 
 const START: &[&str] = &["start", "--driver", "fake", "--no-kubernetes"];
 
@@ -375,11 +373,9 @@ fn closed_pipes_and_full_disks_behind_stdout() {
         &["status", "-p", "pipe"],
         &["completion", "bash"],
     ] {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_minik"))
+        let mut child = env
+            .std_cmd()
             .args(args)
-            .env("MINIK_HOME", env.home())
-            .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-            .env("CONTAINER_HOST", "unix:///nonexistent/podman.sock")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -400,12 +396,7 @@ fn closed_pipes_and_full_disks_behind_stdout() {
         .write(true)
         .open("/dev/full")
         .unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_minik"))
-        .arg("version")
-        .env("MINIK_HOME", env.home())
-        .stdout(full)
-        .output()
-        .unwrap();
+    let out = env.std_cmd().arg("version").stdout(full).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(33), "{stderr}");
     assert!(stderr.contains("HOST_STDOUT"), "{stderr}");
@@ -444,7 +435,7 @@ fn private_modes_and_no_lock_pile_up() {
     use std::os::unix::fs::PermissionsExt;
     use std::os::unix::process::CommandExt;
     let env = Env::new();
-    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_minik"));
+    let mut cmd = env.std_cmd();
     cmd.args([
         "start",
         "--driver",
@@ -452,10 +443,7 @@ fn private_modes_and_no_lock_pile_up() {
         "--no-kubernetes",
         "-p",
         "modes",
-    ])
-    .env("MINIK_HOME", env.home())
-    .env("KUBECONFIG", env.kubeconfig())
-    .env("CI", "true");
+    ]);
     // SAFETY: umask(2) only, between fork and exec.
     unsafe {
         cmd.pre_exec(|| {

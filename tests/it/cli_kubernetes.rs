@@ -8,9 +8,7 @@
 //! node). What the nodes answer is scripted with `FakeEngine::respond`; what minik asked them
 //! is read back from `FakeEngine::log`. Kubeconfig files are checked with the real kubectl.
 
-mod common;
-
-use common::{Env, Out};
+use crate::common::{Env, Out};
 use minik_driver_api::fake::{Recorded, Response};
 use std::path::{Path, PathBuf};
 
