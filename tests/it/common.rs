@@ -1,7 +1,8 @@
 //! The one harness of the integration tests (tests/it): how `minik` is run (a private
 //! MINIK_HOME and KUBECONFIG per test, a pinned terminal environment), its finished output
-//! ([`Out`]) with assertions on exit codes and reasons, the hidden fake engine ([`Env`]) and,
-//! for the real-engine suites, the per-driver hook ([`backend`]).
+//! ([`Out`]) with assertions on exit codes and reasons, the hidden fake engine ([`Env`]), the
+//! snapshot settings ([`snapshot`]) and, for the real-engine suites, the per-driver hook
+//! ([`backend`]).
 #![allow(dead_code)] // Each module of the binary uses its own subset.
 
 use assert_cmd::Command;
@@ -11,6 +12,7 @@ use std::process::Stdio;
 
 #[cfg(feature = "e2e")]
 pub mod backend;
+pub mod snapshot;
 
 /// `minik` with `home` as MINIK_HOME (and `home/kubeconfig` as KUBECONFIG), in CI mode (plain
 /// progress lines), with the environment that shapes output pinned: clap wraps `--help` at

@@ -1,5 +1,5 @@
 //! The one integration-test binary (`cargo test --test it`). One harness (`common`), the CLI
-//! tests against the hidden fake engine (always built), and the
+//! tests against the hidden fake engine and the snapshot tests (always built), and the
 //! real-engine suites behind `--features e2e` (the real-cluster part of `e2e_kubernetes`
 //! behind `--features e2e-kubernetes`).
 //!
@@ -12,6 +12,7 @@ mod common;
 mod cli;
 mod cli_addons;
 mod cli_kubernetes;
+mod cli_snapshots;
 
 #[cfg(feature = "e2e")]
 mod e2e;
