@@ -1,5 +1,5 @@
 //! Offline validation of every addon: rendered, parsed into typed k8s-openapi objects (and
-//! back, so a misspelt field cannot hide), compared with golden files, with the real
+//! back, so a misspelt field cannot hide), compared with snapshots, with the real
 //! `kubectl kustomize` (these tests fail, not skip, when kubectl is missing), and checked for
 //! pinned images.
 
@@ -23,8 +23,8 @@ fn addons_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("addons")
 }
 
-fn golden_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/addons")
+fn snapshot_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/addons")
 }
 
 /// Removes nulls, which typed serialization drops, and writes every number as a float (a
@@ -206,39 +206,32 @@ fn images_are_pinned_by_tag_and_digest_and_listed_exactly() {
     }
 }
 
-/// Compares with tests/golden/addons/; `MINIK_UPDATE_GOLDEN=1` rewrites the files instead.
+/// The snapshot of each addon: tests/snapshots/addons/<addon>.snap holds the rendered
+/// manifest byte for byte below insta's header. After an intended change:
+/// `INSTA_UPDATE=always cargo test --lib addons`, then review `git diff tests/snapshots`.
 #[test]
-fn rendered_addons_match_golden_files() {
-    let update = std::env::var("MINIK_UPDATE_GOLDEN").is_ok_and(|v| v == "1");
-    let mut mismatches = Vec::new();
-    for a in catalog().unwrap() {
-        let path = golden_dir().join(format!("{}.yaml", a.name));
-        let rendered = a.manifest();
-        if update {
-            std::fs::create_dir_all(golden_dir()).unwrap();
-            std::fs::write(&path, &rendered).unwrap();
-            continue;
+fn rendered_addons_match_snapshots() {
+    let mut settings = insta::Settings::clone_current();
+    settings.set_snapshot_path("../../tests/snapshots/addons");
+    settings.set_prepend_module_to_snapshot(false);
+    settings.set_omit_expression(true);
+    settings.bind(|| {
+        for a in catalog().unwrap() {
+            let rendered = a.manifest();
+            // insta trims trailing whitespace: what it cannot see is checked here.
+            assert!(
+                rendered.ends_with('\n') && !rendered.ends_with("\n\n") && !rendered.contains('\r'),
+                "{}: one final newline, no CR",
+                a.name
+            );
+            insta::assert_snapshot!(a.name.as_str(), rendered);
         }
-        let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-            panic!(
-                "{}: {e} (create it with MINIK_UPDATE_GOLDEN=1)",
-                path.display()
-            )
-        });
-        if rendered != expected {
-            mismatches.push(path.display().to_string());
-        }
-    }
-    assert!(
-        mismatches.is_empty(),
-        "rendered addons differ from {mismatches:?}; if intended, rerun with MINIK_UPDATE_GOLDEN=1 and review `git diff tests/golden/addons`"
-    );
-    // No stale golden files.
-    if !update {
-        for entry in std::fs::read_dir(golden_dir()).unwrap() {
-            let name = entry.unwrap().file_name().into_string().unwrap();
-            let addon = name.trim_end_matches(".yaml");
-            assert!(find(addon).is_ok(), "stale golden file {name}");
+    });
+    // No stale snapshots.
+    for entry in std::fs::read_dir(snapshot_dir()).unwrap() {
+        let name = entry.unwrap().file_name().into_string().unwrap();
+        if let Some(addon) = name.strip_suffix(".snap") {
+            assert!(find(addon).is_ok(), "stale snapshot {name}");
         }
     }
 }

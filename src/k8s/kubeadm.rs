@@ -8,7 +8,7 @@
 //! which the restart path can diff.
 //!
 //! The documents are typed serde structs, so field order and quoting are fixed and the output
-//! is byte-for-byte deterministic (golden files under tests/golden/kubeadm/).
+//! is byte-for-byte deterministic (snapshots under tests/snapshots/kubeadm/).
 //!
 //! The settings that matter for nodes running inside containers, and why:
 //! - kubelet `cgroupDriver: systemd` (systemd is PID 1 in the node) and `cgroupRoot: /kubelet`
@@ -788,7 +788,7 @@ mod tests {
         )
     }
 
-    /// The golden cases: (file name, parameters). Single node, multi-node bootstrap, control
+    /// The snapshot cases: (file name, parameters). Single node, multi-node bootstrap, control
     /// plane and worker joins, for one v1beta3 and one v1beta4 version.
     fn golden_cases() -> Vec<(&'static str, KubeadmParams)> {
         let mut single_v3 = params(
@@ -887,50 +887,42 @@ mod tests {
         p
     }
 
-    fn golden_dir() -> PathBuf {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/golden/kubeadm")
-    }
-
-    /// Compares with tests/golden/kubeadm/; `MINIK_UPDATE_GOLDEN=1` rewrites the files instead.
+    /// The snapshot of each case: tests/snapshots/kubeadm/<case>.snap holds the rendered file
+    /// byte for byte below insta's header. After an intended change:
+    /// `INSTA_UPDATE=always cargo test --lib kubeadm`, then review `git diff tests/snapshots`.
     #[test]
-    fn rendered_configs_match_golden_files() {
-        let update = std::env::var("MINIK_UPDATE_GOLDEN").is_ok_and(|v| v == "1");
-        let mut mismatches = Vec::new();
-        for (name, p) in golden_cases() {
-            let rendered = render(&p).unwrap();
-            let path = golden_dir().join(name);
-            if update {
-                std::fs::create_dir_all(golden_dir()).unwrap();
-                std::fs::write(&path, &rendered).unwrap();
-                continue;
+    fn rendered_configs_match_snapshots() {
+        let mut settings = insta::Settings::clone_current();
+        settings.set_snapshot_path("../../tests/snapshots/kubeadm");
+        settings.set_prepend_module_to_snapshot(false);
+        settings.set_omit_expression(true);
+        settings.bind(|| {
+            for (name, p) in golden_cases() {
+                let rendered = render(&p).unwrap();
+                // insta trims trailing whitespace: what it cannot see is checked here.
+                assert!(
+                    rendered.ends_with('\n')
+                        && !rendered.ends_with("\n\n")
+                        && !rendered.contains('\r'),
+                    "{name}: one final newline, no CR"
+                );
+                insta::assert_snapshot!(name.trim_end_matches(".yaml"), rendered);
             }
-            let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-                panic!(
-                    "{}: {e} (create it with MINIK_UPDATE_GOLDEN=1)",
-                    path.display()
-                )
-            });
-            if rendered != expected {
-                mismatches.push(format!(
-                    "--- {}\n{expected}\n+++ rendered\n{rendered}",
-                    path.display()
-                ));
-            }
-        }
-        assert!(
-            mismatches.is_empty(),
-            "rendered kubeadm configs differ from the golden files; if the change is intended, rerun with \
-             MINIK_UPDATE_GOLDEN=1 and review the diff:\n{}",
-            mismatches.join("\n")
-        );
+        });
     }
 
     #[test]
-    fn every_golden_file_has_a_case() {
-        let cases: Vec<&str> = golden_cases().iter().map(|c| c.0).collect();
-        for entry in std::fs::read_dir(golden_dir()).unwrap() {
+    fn every_snapshot_has_a_case() {
+        let cases: Vec<&str> = golden_cases()
+            .iter()
+            .map(|c| c.0.trim_end_matches(".yaml"))
+            .collect();
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/kubeadm");
+        for entry in std::fs::read_dir(dir).unwrap() {
             let name = entry.unwrap().file_name().into_string().unwrap();
-            assert!(cases.contains(&name.as_str()), "stale golden file {name}");
+            if let Some(case) = name.strip_suffix(".snap") {
+                assert!(cases.contains(&case), "stale snapshot {name}");
+            }
         }
     }
 

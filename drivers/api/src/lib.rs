@@ -9,6 +9,8 @@
 //! Dispatch is through closed enums in the `minik` crate (as youki's `AnyCgroupManager`), so the
 //! traits use `impl Future + Send` returns instead of `dyn` + async-trait.
 
+#[cfg(feature = "testing")]
+pub mod contract;
 pub mod error;
 pub mod fake;
 pub mod runner;

@@ -58,6 +58,11 @@ pub struct Flavor {
     /// Give nodes their `/var` volume as a labelled mount (Docker) rather than a bind
     /// (podman, whose flavor adds bind options to it).
     pub volume_as_mount: bool,
+    /// Commands given their input as bytes read all of it in the node, even when they stop
+    /// reading early (`head -c 5`): the runner runs them under `sh`, which drains the rest
+    /// after them. podman (conmon) can lose a command's output when it exits with input
+    /// unread; Docker does not need it.
+    pub drain_stdin: bool,
 }
 
 impl Flavor {
@@ -74,6 +79,7 @@ impl Flavor {
             customize_node: None,
             api_version: None,
             volume_as_mount: true,
+            drain_stdin: false,
         }
     }
 

@@ -123,8 +123,17 @@ impl DockerRunner {
         }
         let has_stdin = !matches!(request.stdin, StdinSource::None);
         let tty_size = request.tty_size.filter(|_| request.tty);
+        // (Only for bytes: a stream, such as the user's stdin, may never end.)
+        let drain = self.engine.flavor().drain_stdin
+            && !request.tty
+            && matches!(request.stdin, StdinSource::Bytes(_));
+        let argv = if drain {
+            drained(request.argv)
+        } else {
+            request.argv
+        };
         let options = ExecConfig {
-            cmd: Some(request.argv),
+            cmd: Some(argv),
             env: (!request.env.is_empty()).then_some(request.env),
             attach_stdin: Some(has_stdin),
             attach_stdout: Some(true),
@@ -170,6 +179,7 @@ impl DockerRunner {
         tokio::pin!(feeding);
         let mut fed = !has_stdin;
         let mut stdin_error = None;
+        let mut reset_after_exit = None;
         loop {
             tokio::select! {
                 result = &mut feeding, if !fed => {
@@ -185,6 +195,19 @@ impl DockerRunner {
                         stderr.write_all(&message).await.map_err(|e| DriverError::io("write command output", e))?;
                     }
                     Some(Ok(LogOutput::StdIn { .. })) => {}
+                    // podman's Docker-compatible API resets the exec connection when a command
+                    // exits without reading all of its input (`head -c 5` of a large stdin).
+                    // Once the command has ended, that reset ends its output; the exit code
+                    // still comes from the engine's exec inspect. A reset of a command that
+                    // keeps running is a failure.
+                    Some(Err(e)) if is_connection_reset(&e) => {
+                        tracing::debug!(node = %self.node, error = %e, "the exec connection was reset; checking that the command ended");
+                        if let Ok(code) = self.exit_code(&exec.id).await {
+                            reset_after_exit = Some(code);
+                            break;
+                        }
+                        return Err(DriverError::Exec { node: self.node.clone(), detail: format!("reading output: {e}") });
+                    }
                     Some(Err(e)) => {
                         return Err(DriverError::Exec { node: self.node.clone(), detail: format!("reading output: {e}") });
                     }
@@ -204,8 +227,44 @@ impl DockerRunner {
         if let Some(e) = stdin_error {
             return Err(DriverError::io("read the command's input", e));
         }
-        self.exit_code(&exec.id).await
+        match reset_after_exit {
+            Some(code) => Ok(code),
+            None => self.exit_code(&exec.id).await,
+        }
     }
+}
+
+/// `argv` under `sh`, which reads (and drops) whatever input the command left unread before it
+/// exits with the command's exit code (see [`crate::Flavor::drain_stdin`]).
+fn drained(argv: Vec<String>) -> Vec<String> {
+    let mut wrapped = vec![
+        "sh".to_string(),
+        "-c".to_string(),
+        r#""$@"; s=$?; cat >/dev/null; exit $s"#.to_string(),
+        "sh".to_string(),
+    ];
+    wrapped.extend(argv);
+    wrapped
+}
+
+/// Whether `e` is (caused by) the engine resetting the connection.
+fn is_connection_reset(e: &BollardError) -> bool {
+    // (bollard's IOError is `transparent`: its io::Error is not a `source`.)
+    if let BollardError::IOError { err } = e
+        && err.kind() == std::io::ErrorKind::ConnectionReset
+    {
+        return true;
+    }
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cause {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::ConnectionReset
+        {
+            return true;
+        }
+        cause = err.source();
+    }
+    false
 }
 
 /// Copies `stdin` into the command's input, then closes the input so the command sees EOF.
@@ -335,6 +394,22 @@ impl Runner for DockerRunner {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn drained_commands_keep_their_argv() {
+        assert_eq!(
+            drained(vec!["head".into(), "-c".into(), "5".into()]),
+            [
+                "sh",
+                "-c",
+                r#""$@"; s=$?; cat >/dev/null; exit $s"#,
+                "sh",
+                "head",
+                "-c",
+                "5"
+            ]
+        );
+    }
 
     #[test]
     fn tmpfs_paths_are_recognised() {

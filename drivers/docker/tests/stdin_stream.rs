@@ -1,34 +1,14 @@
 //! A large stdin stream goes through the docker runner chunk by chunk: the right byte count
 //! arrives, followed by EOF, and this process does not hold the stream in memory. Its own test
-//! binary, so the peak memory it measures is this test's alone.
+//! binary, so the peak memory it measures is this test's alone. (The rest of the runner's
+//! stdin promises are the `Runner` contract's, in runner.rs.)
 
 mod common;
 
 use common::*;
+use minik_driver_api::contract::Generated;
 use minik_driver_api::{Driver, ExecRequest, NullObserver, Role, Runner, StdinSource};
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Instant;
-use tokio::io::{AsyncRead, ReadBuf};
-
-/// `len` bytes of a pattern, produced as they are read.
-struct Generated {
-    left: u64,
-}
-
-impl AsyncRead for Generated {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        let n = (buf.remaining() as u64).min(self.left) as usize;
-        let chunk: Vec<u8> = (0..n).map(|i| b'a' + (i % 26) as u8).collect();
-        buf.put_slice(&chunk);
-        self.left -= n as u64;
-        Poll::Ready(Ok(()))
-    }
-}
 
 /// Peak resident memory of this process in KiB.
 fn peak_rss_kib() -> u64 {

@@ -203,6 +203,7 @@ pub fn flavor(ulimits: Vec<bollard::models::ResourcesUlimits>) -> Flavor {
         customize_node: Some(customize_node),
         api_version: Some(PODMAN_API_VERSION),
         volume_as_mount: false,
+        drain_stdin: true,
     }
 }
 

@@ -1,10 +1,11 @@
 //! The podman driver against a real podman (rootful here; `.ci/run` installs it). These tests
 //! fail, never skip, when podman is missing. They use a stand-in node image (Debian with a bash
-//! init) built through podman's compat build API; the real node image boots in tests/e2e.rs.
+//! init) built through podman's compat build API; the real node image boots in tests/it/e2e.rs.
 
 use bollard::query_parameters::InspectContainerOptions;
 use minik_driver_api::{
-    ClusterRequest, Driver, DriverError, HostState, NodeSpec, NullObserver, Role, Runner, labels,
+    ClusterRequest, Driver, DriverError, HostState, NodeSpec, NullObserver, Role, Runner, contract,
+    labels,
 };
 use minik_driver_podman::{Endpoint, EndpointSource, PodmanDriver, SecurityMode, Service, socket};
 use std::collections::{BTreeMap, HashMap};
@@ -228,6 +229,25 @@ async fn node_lifecycle_with_podman_options() {
     assert_eq!(report.networks, [p.as_str()]);
     assert!(d.list_nodes(&p).await.unwrap().is_empty());
     assert!(!d.list_profiles().await.unwrap().contains(&p));
+}
+
+/// The `Runner` contract (minik_driver_api::contract) through podman's Docker-compatible exec
+/// API: the docker runner, on podman's answers.
+#[tokio::test]
+async fn runner_contract() {
+    let d = driver().await;
+    test_image(&d).await;
+    let p = profile("run");
+    let _guard = ProfileGuard::with(&p, PodmanDriver::connect);
+    let cluster = request(&p);
+    let n = node(&p, 0, Role::ControlPlane);
+    d.prepare(&cluster).await.unwrap();
+    d.create_node(&cluster, &n, &NullObserver).await.unwrap();
+    let runner = d.runner(&p);
+    assert_eq!(runner.node(), p);
+    contract::check(&runner).await;
+    assert_eq!(sh(&d, &p, "echo $container").await, "podman");
+    d.delete_profile(&p).await.unwrap();
 }
 
 #[tokio::test]
