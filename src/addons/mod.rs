@@ -185,7 +185,7 @@ pub struct Addon {
 
 impl Addon {
     /// The objects as one multi-document YAML stream (what `kubectl apply -f -` gets, and
-    /// what the golden files hold).
+    /// what the snapshots in tests/snapshots/addons hold).
     pub fn manifest(&self) -> String {
         render_yaml(&self.objects)
     }
