@@ -1142,25 +1142,101 @@ spec:
     assert!(left.stdout.is_empty(), "containers left: {:?}", left);
 }
 
-/// podman, 1 node: Ready, DNS through CoreDNS, a pod from a loaded image. (It runs while the
-/// docker test's cluster is up: two clusters side by side.)
+/// The Kubernetes suite every driver runs, one node: `start` to Ready, the driver's own
+/// checks (`extra`), a pod from an image loaded with `minik image load` resolving the API
+/// server's name through CoreDNS, `stop` → `start` back to Ready without kubeadm running
+/// again (data kept: the pod comes back), `delete` (status fails after it).
+#[cfg(feature = "e2e-kubernetes")]
+fn one_node_suite(driver: &str, tag: &str, flags: &[&str], extra: fn(&real::Cluster, &str)) {
+    use real::*;
+    let c = Cluster::new(tag);
+    let mut args = vec!["--driver", driver];
+    args.extend_from_slice(flags);
+    let (secs, started) = c.start(&args);
+    eprintln!("{driver}: 1 node Ready in {secs:.0}s");
+    assert_eq!(c.ready_nodes(), 1);
+    extra(&c, &started);
+
+    c.minik(&["image", "load", "-p", &c.profile, BUSYBOX_IMAGE]);
+    c.pod("client", &c.profile, SLEEP, "app: client");
+    c.wait_ready("pod/client");
+    let ns = c.exec(
+        "client",
+        &["nslookup", "kubernetes.default.svc.cluster.local"],
+    );
+    assert!(ns.contains("10.96.0.1"), "{ns}");
+
+    let t = std::time::Instant::now();
+    c.minik(&["stop", "-p", &c.profile]);
+    eprintln!("{driver}: stop {:.1}s", t.elapsed().as_secs_f64());
+    let mut again = vec![];
+    again.extend_from_slice(flags);
+    let (secs, restarted) = c.start(&again);
+    eprintln!("{driver}: start again {secs:.0}s");
+    assert!(
+        !restarted.contains("Starting the control plane"),
+        "a restart ran kubeadm init again:\n{restarted}"
+    );
+    assert_eq!(c.ready_nodes(), 1);
+    c.kubectl(&["get", "--raw", "/readyz"]);
+    c.wait_ready("pod/client");
+
+    c.minik(&["delete", "-p", &c.profile]);
+    let (code, out, err) = c.try_minik(&["status", "-p", &c.profile], None);
+    assert_ne!(code, 0, "status after delete:\n{out}\n{err}");
+}
+
+/// `real_cluster_<driver>_one_node`: [`one_node_suite`] on one driver (ripgrep's per-backend
+/// test macro is the model): `driver`, a profile tag, extra `start` flags, its own checks.
+macro_rules! real_cluster_suite {
+    ($test:ident, $driver:literal, $tag:literal, [$($flag:literal),*], $extra:expr) => {
+        #[cfg(feature = "e2e-kubernetes")]
+        #[test]
+        fn $test() {
+            one_node_suite($driver, $tag, &[$($flag),*], $extra);
+        }
+    };
+}
+
+real_cluster_suite!(
+    real_cluster_docker_one_node,
+    "docker",
+    "k8sdo",
+    [],
+    |_, _| {}
+);
+real_cluster_suite!(
+    real_cluster_podman_one_node,
+    "podman",
+    "k8spm",
+    [],
+    podman_checks
+);
+real_cluster_suite!(
+    real_cluster_qemu_one_node,
+    "qemu",
+    "k8sqm",
+    ["--wait-timeout", "20m"],
+    qemu_checks
+);
+
+/// podman: the storage addon from its local build, enabled again with `--images`; a `minik
+/// stop` killed after it stopped the kubelet and the pods (what its first step does) but
+/// before the engine stopped the node leaves the node running without a kubelet: the next
+/// `start` brings the kubelet back and the cluster answers (it timed out before). (It runs
+/// while the docker tests' clusters are up: clusters side by side.)
 ///
 /// Regression: on cgroup v1 hosts (these machines) podman's Docker-compatible API ignores
 /// `CgroupnsMode`, so the node has no private cgroup namespace and the kubelet's
 /// `kubelet.slice` root resolved at the host's root ("cgroup [kubelet] has some missing
 /// paths"); the entrypoint now roots every hierarchy at the node's own cgroup.
 #[cfg(feature = "e2e-kubernetes")]
-#[test]
-fn real_cluster_podman_one_node() {
+fn podman_checks(c: &real::Cluster, started: &str) {
     use real::*;
-    let c = Cluster::new("k8spm");
-    let (_, started) = c.start(&["--driver", "podman"]);
-    assert_eq!(c.ready_nodes(), 1);
     assert!(
         started.contains(&format!("using the local build {LOCAL_PATH_IMAGE}")),
         "{started}"
     );
-    // `--images` for real: the storage addon enabled again with its image named explicitly.
     c.minik(&[
         "addons",
         "enable",
@@ -1179,24 +1255,6 @@ fn real_cluster_podman_one_node() {
     ]);
     assert_eq!(sc.trim(), "rancher.io/local-path");
     c.minik(&[
-        "image",
-        "load",
-        "-p",
-        &c.profile,
-        "localhost/minik-test/hello:1",
-    ]);
-    c.pod("client", &c.profile, SLEEP, "app: client");
-    c.wait_ready("pod/client");
-    let ns = c.exec(
-        "client",
-        &["nslookup", "kubernetes.default.svc.cluster.local"],
-    );
-    assert!(ns.contains("10.96.0.1"), "{ns}");
-
-    // A `minik stop` killed after it stopped the kubelet and the pods (what its first step
-    // does) but before the engine stopped the node: the node runs without a kubelet. The next
-    // `start` brings the kubelet back and the cluster answers (it timed out before).
-    c.minik(&[
         "ssh",
         "-p",
         &c.profile,
@@ -1210,9 +1268,8 @@ fn real_cluster_podman_one_node() {
     c.kubectl(&["get", "--raw", "/readyz"]);
 }
 
-/// qemu under TCG (the only accelerator these machines have), 1 node: Ready with kubeadm's
-/// emulated-CPU timeouts, DNS through CoreDNS, a pod from a loaded image, `stop` → `start`
-/// back to Ready, `delete`.
+/// qemu under TCG (the only accelerator these machines have): the emulated node's kubeadm
+/// configuration has the longer timeouts.
 ///
 /// Regression: with kubeadm's default timeouts `kubeadm init` failed after 83–104 s here
 /// ("could not bootstrap the admin user … connection refused" / "would exceed context
@@ -1220,13 +1277,7 @@ fn real_cluster_podman_one_node() {
 /// controller-manager then lost its lease under load; emulated nodes now get
 /// `timeouts` (v1beta4) and longer leader-election periods.
 #[cfg(feature = "e2e-kubernetes")]
-#[test]
-fn real_cluster_qemu_one_node() {
-    use real::*;
-    let c = Cluster::new("k8sqm");
-    let (secs, _) = c.start(&["--driver", "qemu", "--wait-timeout", "20m"]);
-    eprintln!("qemu (TCG): 1 node Ready in {secs:.0}s (VM disk included)");
-    assert_eq!(c.ready_nodes(), 1);
+fn qemu_checks(c: &real::Cluster, _started: &str) {
     let config = c.minik(&[
         "ssh",
         "-p",
@@ -1240,29 +1291,4 @@ fn real_cluster_qemu_one_node() {
             && config.contains("leader-elect-lease-duration"),
         "an emulated node's kubeadm config lacks the longer timeouts:\n{config}"
     );
-    c.minik(&["image", "load", "-p", &c.profile, BUSYBOX_IMAGE]);
-    c.pod("client", &c.profile, SLEEP, "app: client");
-    c.wait_ready("pod/client");
-    let ns = c.exec(
-        "client",
-        &["nslookup", "kubernetes.default.svc.cluster.local"],
-    );
-    assert!(ns.contains("10.96.0.1"), "{ns}");
-
-    let t = std::time::Instant::now();
-    c.minik(&["stop", "-p", &c.profile]);
-    eprintln!("qemu (TCG): stop {:.0}s", t.elapsed().as_secs_f64());
-    let (secs, restarted) = c.start(&["--wait-timeout", "20m"]);
-    eprintln!("qemu (TCG): start again {secs:.0}s");
-    assert!(
-        !restarted.contains("Starting the control plane"),
-        "a restart ran kubeadm init again:\n{restarted}"
-    );
-    assert_eq!(c.ready_nodes(), 1);
-    c.kubectl(&["get", "--raw", "/readyz"]);
-    c.wait_ready("pod/client");
-
-    c.minik(&["delete", "-p", &c.profile]);
-    let (code, out, err) = c.try_minik(&["status", "-p", &c.profile], None);
-    assert_ne!(code, 0, "status after delete:\n{out}\n{err}");
 }
