@@ -71,10 +71,12 @@ pub struct CreateRequest {
     pub set_current_context: bool,
 }
 
-/// A profile that runs: its driver (connected) and what was recorded.
+/// A profile that runs: its driver (connected), what was recorded, and its nodes as the
+/// engine saw them at the end (read inside the operation, before its Ctrl-C scope ends).
 pub struct Running {
     pub driver: AnyDriver,
     pub profile: Profile,
+    pub live: Vec<minik_driver_api::NodeInfo>,
 }
 
 /// Creates the profile. The caller holds the profile lock and knows no profile file exists.
@@ -182,7 +184,12 @@ pub async fn create(s: &Session<'_>, req: &CreateRequest) -> anyhow::Result<Runn
         }
         return Err(err);
     }
-    Ok(Running { driver, profile })
+    let live = driver.list_nodes(&profile.name).await?;
+    Ok(Running {
+        driver,
+        profile,
+        live,
+    })
 }
 
 /// Removes what a failed create made: the engine's resources, the profile directory, the

@@ -99,7 +99,12 @@ pub async fn restart(
         crate::addons::profile::apply_enabled(reporter, &driver, &profile, false, req.wait_timeout)
             .await;
     }
-    Ok(Running { driver, profile })
+    let live = driver.list_nodes(&profile.name).await?;
+    Ok(Running {
+        driver,
+        profile,
+        live,
+    })
 }
 
 /// Fails when a node's address differs from the one its kubeadm configuration was written

@@ -6,7 +6,7 @@
 //! | step             | start (bootstrap)                         | node add                      |
 //! |------------------|-------------------------------------------|-------------------------------|
 //! | `kubeadm-config` | every node's kubeadm configuration        | the new node's                |
-//! | `network`        | CNI conflist, pod routes, NAT, every node | every node (routes to the new one) |
+//! | `network`        | CNI conflist, pod routes, NAT, every node | every node, one at a time      |
 //! | `kubeadm-init`   | `kubeadm init` on the first control plane | —                             |
 //! | `storage`        | the default StorageClass                  | —                             |
 //! | `kubeadm-join`   | the other nodes, in parallel              | the new node                  |
@@ -151,11 +151,18 @@ impl Step {
                 }))
                 .await?;
             }
-            Step::Network => {
+            // New nodes in parallel; a running cluster's nodes one at a time, so a failure
+            // stops before the next node and never leaves several half-reconfigured.
+            Step::Network if ctx.goal == Goal::Bootstrap => {
                 try_join_all(plan.nodes.iter().map(|node| async move {
                     kubernetes::configure_network(&runner(node), plan, node).await
                 }))
                 .await?;
+            }
+            Step::Network => {
+                for node in &plan.nodes {
+                    kubernetes::configure_network(&runner(node), plan, node).await?;
+                }
             }
             Step::KubeadmInit => kubernetes::init(&runner(plan.control_plane())).await?,
             Step::Storage => {

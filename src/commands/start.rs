@@ -10,7 +10,6 @@ use crate::cluster::{
 use crate::errors::{GUEST_UNSUPPORTED, USAGE, fail, fail_with};
 use crate::k8s::version::KubernetesVersion;
 use crate::state::{Profile, ProfileLoad, ProfileLock};
-use minik_driver_api::Driver;
 use serde_json::json;
 
 /// Most nodes one profile may have.
@@ -69,7 +68,7 @@ pub async fn run(ctx: &Context, args: StartArgs) -> anyhow::Result<u8> {
             )
         }
     };
-    report(ctx, &running, verb).await
+    report(ctx, &running, verb)
 }
 
 /// Checks flags before anything is touched; returns the memory in MiB.
@@ -220,9 +219,8 @@ fn check_existing(ctx: &Context, args: &StartArgs, profile: &Profile) -> anyhow:
 }
 
 /// The result line (text) or event (JSON) of a profile that runs.
-async fn report(ctx: &Context, running: &Running, verb: &str) -> anyhow::Result<u8> {
-    let Running { driver, profile } = running;
-    let live = driver.list_nodes(&profile.name).await?;
+fn report(ctx: &Context, running: &Running, verb: &str) -> anyhow::Result<u8> {
+    let Running { profile, live, .. } = running;
     if ctx.json() {
         ctx.reporter.event(json!({
             "type": "result",
