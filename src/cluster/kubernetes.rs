@@ -676,23 +676,20 @@ pub async fn plan_for<D: Driver>(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::ui::{Mode, Reporter};
     use minik_driver_api::fake::{FakeDriver, FakeEngine, Response};
     use minik_driver_api::{ClusterRequest, NodeSpec, NullObserver};
 
-    fn plan(n: u32) -> Plan {
+    /// A plan of `n` nodes of profile `k` (also the step list's tests' fixture).
+    pub(crate) fn plan(n: u32) -> Plan {
         Plan {
             profile: "k".into(),
             version: "v1.35.0".parse().unwrap(),
             nodes: (0..n)
                 .map(|i| PlannedNode {
-                    name: if i == 0 {
-                        "k".into()
-                    } else {
-                        format!("k-m{:02}", i + 1)
-                    },
+                    name: crate::state::Profile::node_name("k", i),
                     role: if i == 0 {
                         Role::ControlPlane
                     } else {

@@ -224,31 +224,8 @@ pub async fn bootstrap<D: Driver>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use minik_driver_api::Role;
+    use crate::cluster::kubernetes::tests::plan;
     use minik_driver_api::fake::{FakeDriver, FakeEngine};
-
-    fn plan(n: u32) -> Plan {
-        Plan {
-            profile: "k".into(),
-            version: "v1.35.0".parse().unwrap(),
-            nodes: (0..n)
-                .map(|i| PlannedNode {
-                    name: crate::state::Profile::node_name("k", i),
-                    role: if i == 0 {
-                        Role::ControlPlane
-                    } else {
-                        Role::Worker
-                    },
-                    index: i,
-                    ip: format!("10.0.0.{}", i + 2),
-                })
-                .collect(),
-            api_port: 1,
-            token: "abcdef.0123456789abcdef".into(),
-            cgroup_v1: false,
-            slow_nodes: false,
-        }
-    }
 
     fn names<D: Driver>(steps: &[Step], ctx: &StepCtx<'_, D>) -> Vec<(String, String)> {
         steps
